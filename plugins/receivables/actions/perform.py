@@ -1,0 +1,181 @@
+"""Performing the plan's actions exactly once per (document, step).
+
+The protocol, the same for every action:
+1. claim: the register rows become ``pending`` (an outbox) with the side effect's
+   deterministic id (Message-ID, 1C Ref_Key) *before* anything happens;
+2. the side effect, carrying that id;
+3. complete: ``sent`` with ``sent_at`` (or ``failed`` with the reason).
+A crash between 2 and 3 leaves ``pending`` rows: the next run redoes them with the
+same id — 1C objects are looked up by Ref_Key first, so nothing is created twice; an
+email goes out again with the same Message-ID, which mail systems collapse. Rows that
+are ``sent`` are never claimed again; deleting the row or nulling ``sent_at`` re-arms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from receivables.actions import email as mail
+from receivables.actions.onec_writes import (
+    TextTemplates,
+    WriteItem,
+    WriteRequest,
+    case_body,
+    ensure_object,
+    object_ref,
+    task_body,
+)
+from receivables.domain.calendar import get_calendar
+from receivables.domain.policy import Policy
+from receivables.onec.client import ODataAuthError, ODataClient, ODataError
+from receivables.pipeline import Run, _log_frame, acting_rows
+
+log = logging.getLogger(__name__)
+
+
+def _day(v: Any) -> dt.date | None:
+    return None if pd.isna(v) else pd.Timestamp(v).date()
+
+
+def _int(v: Any) -> int | None:
+    return None if pd.isna(v) else int(v)
+
+
+def _claim(warehouse: Any, rows: pd.DataFrame, run: Run) -> pd.DataFrame:
+    cols = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "external_ref"]
+    claimed = warehouse.claim(rows[cols], run_id=run.run_id, as_of=run.as_of)
+    if len(claimed) < len(rows):
+        log.info("%d rows were already done by another run and are left alone", len(rows) - len(claimed))
+    stored = claimed[["document_ref", "step_id", "external_ref", "was_pending"]]
+    return rows.drop(columns="external_ref").merge(stored, on=["document_ref", "step_id"], how="inner")
+
+
+def _finish(warehouse: Any, run: Run, rows: pd.DataFrame, status: str, detail: str,
+            outcome: str) -> None:
+    now = pd.Timestamp.now(tz="UTC")
+    done = pd.DataFrame({
+        "document_ref": rows["document_ref"].to_numpy(),
+        "step_id": rows["step_id"].to_numpy(),
+        "status": status,
+        "sent_at": now if status == "sent" else pd.NaT,
+        "external_ref": rows["external_ref"].to_numpy(),
+        "detail": detail,
+    })
+    warehouse.complete(done)
+    warehouse.append_log(_log_frame(rows.assign(outcome=outcome, detail=detail), run, detail_col="reason"))
+
+
+# -- email ----------------------------------------------------------------------------
+
+def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir: Path, *,
+                today: dt.date | None = None) -> dict[str, int]:
+    rows = acting_rows(run, "email")
+    if rows.empty:
+        return {}
+    renderer = mail.TemplateRenderer(templates_dir / "email")
+    renderer.check(sorted(rows["template"].unique()))  # a broken template fails before any send
+    letters = mail.letters_from_plan(rows)
+    ids = {}
+    for letter in letters:
+        domain = letter.from_addr.rsplit("@", 1)[-1]
+        mid = mail.message_id([(i.document_ref, i.step_id) for i in letter.items], domain)
+        for i in letter.items:
+            ids[(i.document_ref, i.step_id)] = mid
+    rows["external_ref"] = [ids[(d, s)] for d, s in zip(rows["document_ref"], rows["step_id"], strict=True)]
+    rows = _claim(warehouse, rows, run)
+    counts: dict[str, int] = {}
+    with mail.SmtpSender(smtp) as sender:
+        # a crashed earlier attempt keeps its Message-ID: regroup by the stored id
+        for mid, group in rows.groupby("external_ref", sort=True):
+            for letter in mail.letters_from_plan(group):
+                rendered = renderer.render(letter, today=today or run.as_of)
+                msg = mail.build_message(letter, rendered)
+                del msg["Message-ID"]
+                msg["Message-ID"] = mid
+                try:
+                    result = sender.send(msg)
+                except mail.SmtpAuthError as exc:
+                    _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
+                    raise
+                part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
+                if result.status == "sent":
+                    _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(), "sent")
+                else:
+                    _finish(warehouse, run, part, "failed", f"{result.status}: {result.code} {result.reason}",
+                            "failed")
+                counts[result.status] = counts.get(result.status, 0) + len(part)
+    return counts
+
+
+# -- 1C tasks and cases ---------------------------------------------------------------
+
+def _items(group: pd.DataFrame) -> list[WriteItem]:
+    return [
+        WriteItem(r.document_ref, r.document_number, _day(r.document_date), int(r.amount),
+                  int(r.outstanding), _day(r.due_date), _int(r.days_overdue), r.step_id)
+        for r in group.itertuples(index=False)
+    ]
+
+
+def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, kind: str,
+           entity_set: str, make_body: Callable[[WriteRequest, str], dict[str, Any]],
+           texts: TextTemplates, group_keys: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if rows.empty:
+        return counts
+    refs = {}
+    for _, group in rows.groupby(group_keys, sort=False):
+        ref = object_ref(zip(group["document_ref"], group["step_id"], strict=True), kind)
+        for idx in group.index:
+            refs[idx] = ref
+    rows = rows.assign(external_ref=pd.Series(refs))
+    rows = _claim(warehouse, rows, run)
+    for ref, group in rows.groupby("external_ref", sort=True):
+        first = group.iloc[0]
+        req = WriteRequest(
+            kind=kind, ref=str(ref), template=first["template"], partner_ref=first["partner_ref"],
+            partner_name=first["partner_name"], assignee_ref=first["assignee_ref"],
+            assignee_name=first["target"], organization_name=first["organization_name"] or "",
+            items=_items(group),
+            deadline=get_calendar().add_working_days_date(run.as_of, int(first["deadline_business_days"] or 0)),
+        )
+        try:
+            text = texts.render(req.template, req=req, items=req.items, today=run.as_of)
+            obj, created = ensure_object(client, entity_set, req.ref, make_body(req, text))
+        except ODataAuthError:
+            _finish(warehouse, run, group, "failed", "temporary: 1C refused the credentials", "failed")
+            raise
+        except ODataError as exc:
+            _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
+            counts["failed"] = counts.get("failed", 0) + len(group)
+            continue
+        number = str(obj.get("Number") or obj.get("Code") or "").strip()
+        note = ("created" if created else "already existed") + (f" №{number}" if number else "")
+        _finish(warehouse, run, group, "sent", note, "sent")
+        counts["sent"] = counts.get("sent", 0) + len(group)
+    return counts
+
+
+def create_tasks(run: Run, pol: Policy, warehouse: Any, client: ODataClient, templates_dir: Path,
+                 *, now: dt.datetime | None = None) -> dict[str, int]:
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(pol.tz)
+    rows = acting_rows(run, "task")
+    return _write(run, warehouse, client, rows, "task", "Task_ЗадачаИсполнителя",
+                  lambda req, text: task_body(req, text, now=now),
+                  TextTemplates(templates_dir / "task"), ["document_ref", "step_id"])
+
+
+def open_cases(run: Run, pol: Policy, warehouse: Any, client: ODataClient, templates_dir: Path,
+               *, now: dt.datetime | None = None) -> dict[str, int]:
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(pol.tz)
+    client.check_published({pol.case_target: ["Ref_Key", "Партнер_Key", "Ответственный_Key"]})
+    rows = acting_rows(run, "case")
+    return _write(run, warehouse, client, rows, "case", pol.case_target,
+                  lambda req, text: case_body(pol.case_target, req, text, now=now),
+                  TextTemplates(templates_dir / "case"), ["partner_ref", "step_id"])

@@ -1,0 +1,386 @@
+"""HTTP client for the 1C:Enterprise standard OData interface (v3), with 1C's quirks.
+
+Plain `requests`, no Airflow: the hook in `hook.py` builds it from the `onec_default`
+connection, the CLI and tests build it directly. What it does that a generic OData
+client does not:
+
+- builds the query string itself: spaces as ``%20`` (a ``+`` gets HTTP 500 from a real
+  УТ 11), Cyrillic percent-encoded as UTF-8;
+- always ``$format=json`` and an explicit ``$select``;
+- pages with ``$top``/``$skip`` under a stable ``$orderby`` until a short page (1C has
+  no ``nextLink``);
+- decodes bodies as UTF-8 from bytes whatever the Content-Type says (IIS says 1251);
+- retries GETs on 500/502/503/504, timeouts and resets with capped exponential backoff;
+- turns ``odata.error`` bodies, 401 and 404 into one-line exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+log = logging.getLogger(__name__)
+
+PUBLISH_HINT = (
+    "publish it in 1C: «Администрирование» → «Настройка стандартного интерфейса OData» "
+    "(or УстановитьСоставСтандартногоИнтерфейсаOData)"
+)
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class ODataError(Exception):
+    """An answer from 1C that the pipeline cannot use; the message is one readable line."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ODataAuthError(ODataError):
+    """401: the 1C user or password is wrong, or the user has no OData rights."""
+
+
+class ODataNotFound(ODataError):
+    """404: an entity set or object that the publication does not have."""
+
+
+class ODataBadRequest(ODataError):
+    """400: 1C rejected the query (unknown field code 6, bad $filter code 14)."""
+
+
+class ODataServerError(ODataError):
+    """5xx or a transport failure that persisted through every retry."""
+
+
+class ODataProtocolError(ODataError):
+    """A 2xx answer whose body is not the JSON 1C should send (truncated, malformed)."""
+
+
+class NotPublished(ODataError):
+    """The publication lacks entity sets or fields the pipeline needs."""
+
+    def __init__(self, missing_sets: list[str], missing_fields: dict[str, list[str]]):
+        parts = []
+        if missing_sets:
+            parts.append("entity sets not published: " + ", ".join(missing_sets))
+        for name, fields in missing_fields.items():
+            parts.append(f"{name} lacks fields: {', '.join(fields)}")
+        super().__init__("1C OData: " + "; ".join(parts) + "; " + PUBLISH_HINT, status=404)
+        self.missing_sets = missing_sets
+        self.missing_fields = missing_fields
+
+
+@dataclass(frozen=True)
+class ODataConfig:
+    """Where and how to reach one 1C publication."""
+
+    base_url: str  # e.g. http://host:80/trade/odata/standard.odata
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 60.0
+    page_size: int = 5000
+    max_retries: int = 5
+    backoff: float = 1.0
+    backoff_cap: float = 30.0
+    infobase: str = "default"
+
+
+def odata_literal(value: Any) -> str:
+    """A Python value as a 1C OData literal (guid'…', datetime'…', 'text', true)."""
+    import datetime as dt
+    import uuid
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, uuid.UUID):
+        return f"guid'{value}'"
+    if isinstance(value, dt.datetime):
+        return f"datetime'{value.replace(tzinfo=None).isoformat(timespec='seconds')}'"
+    if isinstance(value, dt.date):
+        return f"datetime'{value.isoformat()}T00:00:00'"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def build_query(params: Mapping[str, Any]) -> str:
+    """The query string 1C accepts: UTF-8 percent-encoding, spaces as %20, never '+'."""
+    pairs = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        pairs.append(f"{quote(key, safe='$')}={quote(str(value), safe=',()$:*')}")
+    return "&".join(pairs)
+
+
+def _error_text(body: bytes) -> tuple[str | None, str]:
+    """(code, message) from an odata.error body, or the start of whatever came instead."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+        err = doc["odata.error"]
+        message = err.get("message", {})
+        text = message.get("value") if isinstance(message, dict) else str(message)
+        return str(err.get("code")), " ".join(str(text).split())
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        snippet = body[:200].decode("utf-8", errors="replace")
+        return None, " ".join(snippet.split()) or "(empty body)"
+
+
+class ODataClient:
+    """Reads and writes one 1C publication."""
+
+    def __init__(self, config: ODataConfig, *, session: requests.Session | None = None):
+        self.config = config
+        self.base_url = config.base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        if config.login:
+            # requests would encode a Cyrillic login as latin-1 and fail; 1C wants UTF-8.
+            token = f"{config.login}:{config.password or ''}".encode()
+            self.session.headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+        self._metadata: dict[str, dict[str, str]] | None = None
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ODataClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        query = build_query(params or {})
+        return f"{self.base_url}/{quote(path, safe='/()$,:=')}" + (f"?{query}" if query else "")
+
+    def _raise_for(self, resp: requests.Response, what: str) -> None:
+        code, text = _error_text(resp.content)
+        status = resp.status_code
+        where = f"1C OData {what}: HTTP {status}"
+        if code:
+            where += f" (code {code})"
+        if status == 401:
+            raise ODataAuthError(
+                f"{where}: 1C refused the credentials of user {self.config.login!r}; "
+                "check login and password of the connection and the user's OData rights",
+                status=status,
+                code=code,
+            )
+        if status == 404:
+            raise ODataNotFound(f"{where}: {text}; if it is an entity set, {PUBLISH_HINT}",
+                                status=status, code=code)
+        if 400 <= status < 500:
+            raise ODataBadRequest(f"{where}: {text}", status=status, code=code)
+        raise ODataServerError(f"{where}: {text}", status=status, code=code)
+
+    def _request(self, method: str, path: str, params: Mapping[str, Any] | None = None, *,
+                 body: Any = None, retry: bool = True) -> requests.Response:
+        url = self.url(path, params)
+        attempts = self.config.max_retries + 1 if retry else 1
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json;charset=utf-8"
+        last: str = ""
+        for attempt in range(attempts):
+            try:
+                resp = self.session.request(method, url, data=data, headers=headers,
+                                            timeout=self.config.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last = f"{type(exc).__name__}: {_short(exc)}"
+            else:
+                if resp.status_code not in RETRY_STATUSES:
+                    return resp
+                code, text = _error_text(resp.content)
+                last = f"HTTP {resp.status_code}" + (f" (code {code})" if code else "") + f": {text}"
+                if attempt == attempts - 1:
+                    self._raise_for(resp, f"{method} {path}")
+            if attempt < attempts - 1:
+                delay = min(self.config.backoff_cap, self.config.backoff * 2**attempt)
+                delay *= 0.5 + random.random() / 2  # jitter: loaded 1C servers dislike herds
+                log.warning("1C OData %s %s failed (%s); retry %d/%d in %.1fs", method, path,
+                            last, attempt + 1, attempts - 1, delay)
+                time.sleep(delay)
+        raise ODataServerError(
+            f"1C OData {method} {path}: gave up after {attempts} attempts; last error: {last}"
+        )
+
+    def _json(self, resp: requests.Response, what: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(resp.content.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ODataProtocolError(
+                f"1C OData {what}: the answer is not valid JSON ({exc.__class__.__name__} at "
+                f"byte {getattr(exc, 'pos', '?')} of {len(resp.content)}); was $format=json honoured?",
+                status=resp.status_code,
+            ) from None
+        if not isinstance(doc, dict):
+            raise ODataProtocolError(f"1C OData {what}: expected a JSON object, got {type(doc).__name__}")
+        if "odata.error" in doc:
+            code, text = _error_text(resp.content)
+            raise ODataServerError(f"1C OData {what}: error code {code}: {text}",
+                                   status=resp.status_code, code=code)
+        return doc
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """GET a JSON document (``$format=json`` added), retrying transient failures."""
+        params = {"$format": "json", **(params or {})}
+        resp = self._request("GET", path, params)
+        if resp.status_code != 200:
+            self._raise_for(resp, f"GET {path}")
+        return self._json(resp, f"GET {path}")
+
+    # -- reading ------------------------------------------------------------------
+
+    def count(self, entity_set: str, filter: str | None = None) -> int:
+        resp = self._request("GET", f"{entity_set}/$count", {"$filter": filter})
+        if resp.status_code != 200:
+            self._raise_for(resp, f"GET {entity_set}/$count")
+        text = resp.content.decode("utf-8-sig").strip()
+        if not text.isdigit():
+            raise ODataProtocolError(f"1C OData {entity_set}/$count: not a number: {text[:50]!r}")
+        return int(text)
+
+    def iter_pages(self, entity_set: str, select: Iterable[str], *, orderby: str,
+                   filter: str | None = None, page_size: int | None = None
+                   ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of rows until a short page; logs progress against odata.count."""
+        size = page_size or self.config.page_size
+        fields = ",".join(select)
+        skip = 0
+        total: int | None = None
+        while True:
+            params: dict[str, Any] = {"$select": fields, "$orderby": orderby,
+                                      "$top": size, "$skip": skip}
+            if filter:
+                params["$filter"] = filter
+            if total is None:
+                params["$inlinecount"] = "allpages"
+            doc = self.get(entity_set, params)
+            rows = doc.get("value")
+            if not isinstance(rows, list):
+                raise ODataProtocolError(f"1C OData GET {entity_set}: the answer has no 'value' list")
+            if total is None:
+                raw = doc.get("odata.count")
+                total = int(raw) if isinstance(raw, str | int) and str(raw).isdigit() else -1
+            skip += len(rows)
+            if total >= 0:
+                log.info("%s: %s/%s rows", entity_set, f"{skip:,}".replace(",", " "),
+                         f"{total:,}".replace(",", " "))
+            yield rows
+            if len(rows) < size:
+                return
+
+    def fetch_all(self, entity_set: str, select: Iterable[str], *, orderby: str,
+                  filter: str | None = None, key: Iterable[str] | None = None,
+                  page_size: int | None = None) -> list[dict[str, Any]]:
+        """All rows of a set; rows repeated across pages (data moved while paging) are dropped."""
+        select = list(select)
+        rows: list[dict[str, Any]] = []
+        for page in self.iter_pages(entity_set, select, orderby=orderby, filter=filter,
+                                    page_size=page_size):
+            rows.extend(page)
+        key_fields = list(key or orderby.replace(" asc", "").replace(" desc", "").split(","))
+        seen: set[tuple] = set()
+        unique: list[dict[str, Any]] = []
+        for row in rows:
+            k = tuple(row.get(f) for f in key_fields)
+            if k in seen:
+                continue
+            seen.add(k)
+            unique.append(row)
+        if len(unique) != len(rows):
+            log.warning("%s: %d rows repeated across pages were dropped", entity_set,
+                        len(rows) - len(unique))
+        return unique
+
+    def get_entity(self, entity_set: str, ref: str, select: Iterable[str] | None = None
+                   ) -> dict[str, Any] | None:
+        """One object by Ref_Key, or None when 1C says it does not exist."""
+        params = {"$select": ",".join(select)} if select else None
+        try:
+            return self.get(f"{entity_set}(guid'{ref}')", params)
+        except ODataNotFound:
+            return None
+
+    # -- $metadata ----------------------------------------------------------------
+
+    def metadata(self) -> dict[str, dict[str, str]]:
+        """Published entity sets -> {property: EDM type}; fetched once per client."""
+        if self._metadata is None:
+            resp = self._request("GET", "$metadata")
+            if resp.status_code != 200:
+                self._raise_for(resp, "GET $metadata")
+            self._metadata = parse_metadata(resp.content)
+        return self._metadata
+
+    def check_published(self, required: Mapping[str, Iterable[str]]) -> None:
+        """Fail early, naming every entity set and field the publication lacks."""
+        meta = self.metadata()
+        missing_sets = [name for name in required if name not in meta]
+        missing_fields = {
+            name: [f for f in fields if f not in meta[name]]
+            for name, fields in required.items()
+            if name in meta and any(f not in meta[name] for f in fields)
+        }
+        if missing_sets or missing_fields:
+            raise NotPublished(missing_sets, missing_fields)
+
+    # -- writing ------------------------------------------------------------------
+
+    def post(self, entity_set: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object; not retried here (the caller looks its Ref_Key up first)."""
+        resp = self._request("POST", entity_set, {"$format": "json"}, body=dict(body), retry=False)
+        if resp.status_code not in (200, 201):
+            self._raise_for(resp, f"POST {entity_set}")
+        return self._json(resp, f"POST {entity_set}")
+
+    def patch(self, entity_set: str, ref: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        resp = self._request("PATCH", f"{entity_set}(guid'{ref}')", {"$format": "json"},
+                             body=dict(body), retry=False)
+        if resp.status_code != 200:
+            self._raise_for(resp, f"PATCH {entity_set}")
+        return self._json(resp, f"PATCH {entity_set}")
+
+
+def parse_metadata(content: bytes) -> dict[str, dict[str, str]]:
+    """EDMX (OData v3) -> {entity set: {property: type}}; tolerant of namespaces."""
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError as exc:
+        raise ODataProtocolError(f"1C OData $metadata is not valid XML: {exc}") from None
+    types: dict[str, dict[str, str]] = {}
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "EntityType":
+            props = {
+                p.get("Name", ""): p.get("Type", "")
+                for p in el
+                if p.tag.rsplit("}", 1)[-1] in ("Property", "NavigationProperty")
+            }
+            types[el.get("Name", "")] = props
+    sets: dict[str, dict[str, str]] = {}
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "EntitySet":
+            type_name = el.get("EntityType", "").rsplit(".", 1)[-1]
+            sets[el.get("Name", "")] = types.get(type_name, {})
+    return sets
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 160 else text[:157] + "..."

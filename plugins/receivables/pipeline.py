@@ -1,0 +1,235 @@
+"""The run's steps as plain functions: the DAG's tasks call these, so do the CLI and tests.
+
+extract → validate → aging → plan → act (email / task / case) → record → report.
+Frames travel as Parquet files in the run's folder; functions return small dicts.
+No Airflow imports: connections arrive as ready clients and settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from receivables import settings
+from receivables.domain.aging import compute_aging
+from receivables.domain.plan import build_plan, explain
+from receivables.domain.policy import Policy, load_policy
+from receivables.extract import read_frames
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "live", "dry_run")
+ACTIONS = ("email", "task", "case")
+
+
+class GateFailed(Exception):
+    """The validation gate stopped the run; nothing was contacted or created."""
+
+
+class RunRefused(Exception):
+    """Another run is acting for the same as-of date."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Identity and mode of one run."""
+
+    as_of: dt.date
+    run_id: str
+    mode: str
+    folder: Path
+    infobase: str = "default"
+
+    def acting(self, policy: Policy, *, today: dt.date | None = None) -> bool:
+        """live acts; auto acts only for today's date in the policy zone; dry_run never."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        today = today or dt.datetime.now(policy.tz).date()
+        return self.mode == "live" or (self.mode == "auto" and self.as_of == today)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"as_of": self.as_of.isoformat(), "run_id": self.run_id, "mode": self.mode,
+                "folder": str(self.folder), "infobase": self.infobase}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> Run:
+        return cls(dt.date.fromisoformat(d["as_of"]), d["run_id"], d["mode"], Path(d["folder"]),
+                   d.get("infobase", "default"))
+
+
+def policy() -> Policy:
+    return load_policy(settings.policy_path(), templates_dir=settings.templates_dir())
+
+
+def resolve_as_of(param: str | None, logical: dt.datetime | None, run_after: dt.datetime | None,
+                  tz: dt.tzinfo) -> dt.date:
+    """The as-of date: the `as_of` param, else the logical date, else run_after, in `tz`."""
+    if param:
+        try:
+            return dt.date.fromisoformat(str(param).strip())
+        except ValueError:
+            raise ValueError(f"param as_of must be a date like 2026-11-09, got {param!r}") from None
+    moment = logical or run_after or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(tz).date()
+
+
+# -- validate -------------------------------------------------------------------------
+
+def validate(run: Run) -> dict[str, Any]:
+    from receivables.validation import validate_extract
+
+    frames = read_frames(run.folder / "extract")
+    report = validate_extract(frames, as_of=run.as_of)
+    report.save(run.folder / "validation_extract.json")
+    log.info("validation of the extract:\n%s", report.summary_text())
+    if not report.success:
+        raise GateFailed("validation gate failed, nothing was contacted:\n" + report.summary_text())
+    return {"success": True, "checks": len(report.to_dict().get("results", []) or [])}
+
+
+# -- aging ----------------------------------------------------------------------------
+
+def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True) -> dict[str, Any]:
+    from receivables.validation import validate_aging
+
+    frames = read_frames(run.folder / "extract")
+    snap = compute_aging(frames, run.as_of, bucket_bounds=pol.aging_buckets)
+    report = validate_aging(snap, as_of=run.as_of, buckets=pol.bucket_labels())
+    report.save(run.folder / "validation_aging.json")
+    if not report.success:
+        raise GateFailed("validation gate failed on aging, nothing was contacted:\n"
+                         + report.summary_text())
+    snap.to_parquet(run.folder / "aging.parquet", index=False)
+    rows = warehouse.replace_snapshot(run.as_of, snap, infobase=run.infobase) if write_snapshot else len(snap)
+    by_bucket = snap.groupby("bucket")["outstanding"].sum()
+    return {
+        "open_documents": int(rows),
+        "outstanding": int(snap["outstanding"].sum()),
+        "by_bucket": {str(k): int(v) for k, v in by_bucket.items()},
+    }
+
+
+# -- plan -----------------------------------------------------------------------------
+
+def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = None,
+         today: dt.date | None = None, order_number: str | None = None) -> dict[str, Any]:
+    """Build and store the plan; log decisions; register skips (and plans in dry_run).
+
+    With `order_number`, only that order is acted on and the result explains its rows.
+    """
+    frames = read_frames(run.folder / "extract")
+    snap = pd.read_parquet(run.folder / "aging.parquet")
+    for col in ("as_of_date", "document_date", "due_date"):
+        snap[col] = snap[col].astype("datetime64[s]")
+    register = warehouse.read_register()
+    acting = run.acting(pol, today=today)
+    p = build_plan(snap, frames, pol, register, run.as_of,
+                   now=(now or dt.datetime.now(dt.UTC)) if acting else None)
+    explanation: list[str] = []
+    if order_number:
+        explanation = explain(p, order_number, frames["orders"], run.as_of)
+        p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
+    p.to_parquet(run.folder / "plan.parquet", index=False)
+    act = p.loc[p["decision"].eq("act")]
+    decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"])]
+    log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),
+                          decided.assign(outcome=decided["decision"])], ignore_index=True)
+    warehouse.append_log(_log_frame(log_rows, run, detail_col="reason"))
+    if acting or run.mode == "dry_run":
+        status = {"skip": "skipped", "superseded": "superseded"}
+        to_register = p.loc[p["decision"].isin(list(status))].assign(
+            status=lambda d: d["decision"].map(status))
+        if run.mode == "dry_run":
+            to_register = pd.concat([to_register, act.assign(status="planned")], ignore_index=True)
+        if len(to_register):
+            warehouse.record_decisions(_register_frame(to_register), run_id=run.run_id, as_of=run.as_of)
+    counts = {a: int(act["action"].eq(a).sum()) for a in ACTIONS}
+    return {
+        "acting": acting,
+        "mode": run.mode,
+        "to_act": counts,
+        "decisions": {str(k): int(v) for k, v in p["decision"].value_counts().items()},
+        "reasons": {str(k): int(v) for k, v in p["reason"].value_counts().items()},
+        "explanation": explanation,
+    }
+
+
+def branch_targets(plan_stats: dict[str, Any], task_ids: dict[str, str], skip_id: str) -> list[str]:
+    """Which action tasks run: those with something to do, when the run acts."""
+    if not plan_stats["acting"]:
+        return [skip_id]
+    chosen = [task_ids[a] for a in ACTIONS if plan_stats["to_act"].get(a)]
+    return chosen or [skip_id]
+
+
+def _register_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    cols = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "status"]
+    out = rows[[c for c in cols if c in rows.columns]].copy()
+    out["detail"] = rows["reason"].to_numpy() if "reason" in rows else None
+    return out
+
+
+def _log_frame(rows: pd.DataFrame, run: Run, *, detail_col: str | None = None) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "run_id": run.run_id,
+        "as_of_date": run.as_of,
+        "document_ref": rows["document_ref"].to_numpy(),
+        "document_number": rows["document_number"].to_numpy(),
+        "partner_ref": rows["partner_ref"].to_numpy(),
+        "step_id": rows["step_id"].to_numpy(),
+        "action": rows["action"].to_numpy(),
+        "target": rows["target"].to_numpy() if "target" in rows else None,
+        "outcome": rows["outcome"].to_numpy(),
+        "reason": rows[detail_col].to_numpy() if detail_col and detail_col in rows else None,
+        "detail": rows["detail"].to_numpy() if "detail" in rows else None,
+        "external_ref": rows["external_ref"].to_numpy() if "external_ref" in rows else None,
+        "mode": run.mode,
+    })
+    return out
+
+
+def acting_rows(run: Run, action: str) -> pd.DataFrame:
+    p = pd.read_parquet(run.folder / "plan.parquet")
+    for col in ("document_date", "due_day", "due_date", "anchor_date"):
+        p[col] = p[col].astype("datetime64[s]")
+    return p.loc[p["decision"].eq("act") & p["action"].eq(action)].reset_index(drop=True)
+
+
+# -- record and report ----------------------------------------------------------------
+
+def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """Summarise the run's outcomes (counts by action and status) in the log and warehouse."""
+    reg = warehouse.read_register()
+    mine = reg.loc[reg["run_id"].eq(run.run_id)]
+    counts: Counter[str] = Counter()
+    for (action, status), n in mine.groupby(["action", "status"]).size().items():
+        counts[f"{action}:{status}"] = int(n)
+    summary = {**stats, "outcomes": dict(sorted(counts.items()))}
+    (run.folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1,
+                                                        default=str))
+    warehouse.save_run_summary(
+        run_id=run.run_id, as_of_date=run.as_of, mode=run.mode, acting=bool(stats.get("acting")),
+        counts=summary["outcomes"], documents_read=int(stats.get("documents_read", 0)),
+        open_documents=int(stats.get("open_documents", 0)),
+        outstanding=int(stats.get("outstanding", 0)))
+    log.info("run %s as of %s: %s", run.run_id, run.as_of, summary["outcomes"] or "no actions")
+    return summary
+
+
+def write_report(run: Run, warehouse: Any, summary: dict[str, Any]) -> str:
+    """The run's HTML report beside its extract; returns its path."""
+    from receivables.reports.run_report import render_run_report
+
+    snap = pd.read_parquet(run.folder / "aging.parquet")
+    path = run.folder / "report.html"
+    path.write_text(render_run_report(run, snap, summary), encoding="utf-8")
+    return str(path)
