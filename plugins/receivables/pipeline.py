@@ -213,7 +213,8 @@ def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for (action, status), n in mine.groupby(["action", "status"]).size().items():
         counts[f"{action}:{status}"] = int(n)
-    summary = {**stats, "outcomes": dict(sorted(counts.items()))}
+    summary = {"as_of": run.as_of.isoformat(), "run_id": run.run_id, **stats,
+               "outcomes": dict(sorted(counts.items()))}
     (run.folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1,
                                                         default=str))
     warehouse.save_run_summary(

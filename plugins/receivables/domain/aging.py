@@ -112,6 +112,17 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     return paid.astype("int64")
 
 
+AGING_DTYPES = {
+    "as_of_date": "datetime64[s]", "document_date": "datetime64[s]", "due_date": "datetime64[s]",
+    "amount": "int64", "paid": "int64", "outstanding": "int64", "days_overdue": "int64",
+    "business_days_overdue": "int64", "partner_debt": "int64", "contract_debt": "int64",
+}
+
+
+def empty_aging() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=AGING_DTYPES.get(c, "str")) for c in AGING_COLUMNS})
+
+
 def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
                   bucket_bounds: Sequence[int] = (30, 60, 90)) -> pd.DataFrame:
     """The `aging_snapshot` rows for `as_of`: one per open order with outstanding > 0.
@@ -120,6 +131,8 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     """
     cal = get_calendar()
     orders = open_orders(frames["orders"]).reset_index(drop=True)
+    if orders.empty:
+        return empty_aging()
     orders["amount"] = orders["amount"].astype("int64")
     sched = schedule(orders, frames["stages"], frames["contracts"])
     first_due = orders["document_ref"].map(sched.groupby("document_ref", sort=False)["pay_date"].min())
@@ -136,6 +149,8 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
 
     orders["outstanding"] = orders["amount"] - orders["paid"]
     orders = orders.loc[orders["outstanding"] > 0].reset_index(drop=True)
+    if orders.empty:
+        return empty_aging()
     # stages may under-sum the amount (the gate reports that); the last stage then carries it
     raw_due = orders["document_ref"].map(due).fillna(orders["document_ref"].map(last_stage))
     orders["due_date"] = cal.roll_forward(raw_due.astype("datetime64[s]"))

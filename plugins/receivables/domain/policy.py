@@ -205,15 +205,16 @@ def parse_policy(raw: object, *, source: str = "<policy>", templates_dir: Path |
             problems.append(f"{_key_path(err['loc'])}: {msg}")
         raise PolicyError(f"policy file {source}: " + "; ".join(problems)) from None
     if templates_dir is not None:
-        missing = []
-        for pool in policy.pools:
-            for i, step in enumerate(pool.steps):
+        missing: dict[str, str] = {}
+        for p_i, pool in enumerate(policy.pools):
+            for s_i, step in enumerate(pool.steps):
                 folder = templates_dir / ACTION_TEMPLATE_DIRS[step.action]
-                for suffix in TEMPLATE_SUFFIXES[step.action]:
-                    f = folder / f"{step.template}{suffix}"
-                    if not f.is_file():
-                        missing.append(f"pools[{policy.pools.index(pool)}].steps[{i}].template: "
-                                       f"{step.template!r} has no file {f}")
+                absent = [f"{step.template}{suffix}" for suffix in TEMPLATE_SUFFIXES[step.action]
+                          if not (folder / f"{step.template}{suffix}").is_file()]
+                if absent:
+                    missing.setdefault(f"{step.action}:{step.template}",
+                                       f"pools[{p_i}].steps[{s_i}].template: {step.template!r} has no "
+                                       f"{', '.join(absent)} in {folder}")
         if missing:
-            raise PolicyError(f"policy file {source}: " + "; ".join(missing))
+            raise PolicyError(f"policy file {source}: " + "; ".join(missing.values()))
     return policy

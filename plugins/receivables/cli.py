@@ -1,0 +1,143 @@
+"""The `receivables` command (spec §7): preview, emulator, mailcatcher, demo.
+
+Connections are Airflow's (``AIRFLOW_CONN_ONEC_DEFAULT``, ``…_RECEIVABLES_DB`` or the
+metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """What a run for the date would do and why, without doing it."""
+    import pandas as pd
+
+    from receivables import pipeline, settings
+    from receivables.connections import onec_client, warehouse
+    from receivables.extract import extract, run_dir
+
+    pol = pipeline.policy()
+    folder = run_dir(settings.data_dir(), args.as_of, f"preview_{dt.datetime.now():%Y%m%dT%H%M%S}")
+    run = pipeline.Run(args.as_of, folder.name, "dry_run", folder)
+    wh = warehouse()
+    with onec_client() as client:
+        extract(client, args.as_of, folder)
+    pipeline.validate(run)
+    snap_stats = pipeline.aging(run, pol, wh, write_snapshot=False)
+    frames_plan = _plan_only(run, pol, wh)
+    rows = frames_plan.loc[frames_plan["decision"].isin(["act", "skip", "hold", "superseded"])]
+    cols = ["document_number", "document_date", "partner_name", "step_id", "action", "decision",
+            "reason", "target", "due_day", "outstanding"]
+    out = rows[cols].copy()
+    out["outstanding"] = out["outstanding"].map(lambda k: f"{k / 100:.2f}")
+    for c in ("document_date", "due_day"):
+        out[c] = pd.to_datetime(out[c]).dt.strftime("%Y-%m-%d")
+    if args.format == "json":
+        json.dump({"as_of": args.as_of.isoformat(), "open_documents": snap_stats["open_documents"],
+                   "actions": out.to_dict("records"),
+                   "counts": frames_plan["decision"].value_counts().to_dict()},
+                  sys.stdout, ensure_ascii=False, indent=1, default=str)
+        print()
+    else:
+        print(f"As of {args.as_of}: {snap_stats['open_documents']} open documents; "
+              f"decisions: {frames_plan['decision'].value_counts().to_dict()}")
+        print(out.to_string(index=False) if len(out) else "Nothing would be done.")
+    return 0
+
+
+def _plan_only(run, pol, wh):
+    import pandas as pd
+
+    from receivables.domain.plan import build_plan
+    from receivables.extract import read_frames
+
+    snap = pd.read_parquet(run.folder / "aging.parquet")
+    for col in ("as_of_date", "document_date", "due_date"):
+        snap[col] = snap[col].astype("datetime64[s]")
+    return build_plan(snap, read_frames(run.folder / "extract"), pol, wh.read_register(), run.as_of)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from receivables.onec.emulator.server import serve
+
+    serve(host=args.host, port=args.port, scale=args.scale, seed=args.seed, end_date=args.end_date,
+          user=args.user, password=args.password)
+    return 0
+
+
+def cmd_mailcatcher(args: argparse.Namespace) -> int:
+    from receivables.mailcatcher import serve
+
+    serve(host=args.host, port=args.port, out=args.out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from receivables.demo import main as demo
+
+    return demo(as_of=args.as_of, scale=args.scale)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="receivables", description="Receivables collection for 1C")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("preview", help="what the next run would do and why, without doing it")
+    pr.add_argument("--as-of", type=_date, required=True)
+    pr.add_argument("--format", choices=["table", "json"], default="table")
+    pr.set_defaults(func=cmd_preview)
+
+    em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
+    em.add_argument("--host", default="127.0.0.1")
+    em.add_argument("--port", type=int, default=8081)
+    em.add_argument("--scale", type=float, default=1.0, help="1.0 = ~300 orders a working day for a year")
+    em.add_argument("--seed", type=int, default=1)
+    em.add_argument("--end-date", type=_date, default=dt.date(2026, 11, 20))
+    em.add_argument("--user", default="Администратор")
+    em.add_argument("--password", default="1c-demo")
+    em.set_defaults(func=cmd_emulator)
+
+    mc = sub.add_parser("mailcatcher", help="a local SMTP server that saves every message")
+    mc.add_argument("--host", default="127.0.0.1")
+    mc.add_argument("--port", type=int, default=8025)
+    mc.add_argument("--out", default=".demo/mail")
+    mc.set_defaults(func=cmd_mailcatcher)
+
+    de = sub.add_parser("demo", help="run receivables_daily once on the embedded default")
+    de.add_argument("--as-of", type=_date, default=dt.date(2026, 11, 20))
+    de.add_argument("--scale", type=float, default=1.0)
+    de.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one readable line for operators, not a traceback
+        from receivables.domain.policy import PolicyError
+        from receivables.onec.client import ODataError
+        from receivables.pipeline import GateFailed
+
+        if isinstance(exc, PolicyError | ODataError | GateFailed | ValueError):
+            print(f"receivables {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Aging rules of spec §4, each on a small hand-made company."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from factories import frames, gid, order, payment, stage
+
+from receivables.domain.aging import bucket_labels, buckets, compute_aging
+from receivables.domain.normalise import as_of_view
+
+AS_OF = dt.date(2026, 11, 20)
+
+
+def one(aging: pd.DataFrame, number: str) -> pd.Series:
+    row = aging.loc[aging["document_number"].eq(number)]
+    assert len(row) == 1, f"{number} not in aging"
+    return row.iloc[0]
+
+
+def test_due_date_is_the_first_stage_not_covered_by_payments():
+    f = frames(orders=[order("A", "2026-11-02", 1000)],
+               stages=[stage("A", 1, "2026-11-05", 400), stage("A", 2, "2026-11-16", 600)],
+               payments=[payment("P1", "2026-11-05", 400, settles="A")])
+    row = one(compute_aging(f, AS_OF), "A")
+    assert row["paid"] == 40000 and row["outstanding"] == 60000
+    assert row["due_date"] == pd.Timestamp("2026-11-16")
+    assert row["days_overdue"] == 4
+
+
+def test_partial_payment_of_a_stage_keeps_that_stage_due():
+    f = frames(orders=[order("A", "2026-11-02", 1000)],
+               stages=[stage("A", 1, "2026-11-05", 400), stage("A", 2, "2026-11-16", 600)],
+               payments=[payment("P1", "2026-11-05", 399.99, settles="A")])
+    row = one(compute_aging(f, AS_OF), "A")
+    assert row["due_date"] == pd.Timestamp("2026-11-05")
+    assert row["outstanding"] == 60001
+
+
+def test_due_date_on_a_holiday_moves_to_the_next_working_day():
+    # 2026-11-04 is the Day of National Unity (ГК РФ ст. 193)
+    f = frames(orders=[order("A", "2026-11-02", 100)], stages=[stage("A", 1, "2026-11-04", 100)])
+    assert one(compute_aging(f, AS_OF), "A")["due_date"] == pd.Timestamp("2026-11-05")
+
+
+def test_without_stages_the_contract_term_sets_the_due_date():
+    contract = {"contract_ref": gid("c1"), "number": "1", "contract_date": "2025-01-01", "name": "Д",
+                "partner_ref": gid("p1"), "counterparty_ref": gid("kp1"), "organization_ref": None,
+                "settlement": "ПоЗаказам", "has_term": True, "term_days": 10, "status": "Действует"}
+    f = frames(orders=[order("A", "2026-11-02", 100)], contracts=[contract])
+    # 2026-11-12 is a Thursday: no shift
+    assert one(compute_aging(f, AS_OF), "A")["due_date"] == pd.Timestamp("2026-11-12")
+
+
+def test_without_stages_or_term_the_document_date_is_the_due_date():
+    f = frames(orders=[order("A", "2026-11-03", 100)])
+    row = one(compute_aging(f, AS_OF), "A")
+    assert row["due_date"] == pd.Timestamp("2026-11-03")
+    assert row["days_overdue"] == 17
+    # working days in (2026-11-03, 2026-11-20]: 11-05..11-20 without 11-04 and weekends
+    assert row["business_days_overdue"] == 12
+
+
+def test_shared_settlement_object_pays_oldest_due_date_first():
+    kw = {"settlement": "ПоДоговорамКонтрагентов", "contract": "c1"}
+    f = frames(orders=[order("NEW", "2026-11-10", 300, **kw), order("OLD", "2026-11-01", 500, **kw)],
+               payments=[payment("P1", "2026-11-12", 600, settles="c1")])
+    aging = compute_aging(f, AS_OF)
+    assert "OLD" not in set(aging["document_number"])  # fully covered first
+    assert one(aging, "NEW")["paid"] == 10000 and one(aging, "NEW")["outstanding"] == 20000
+
+
+def test_overpayment_of_an_order_settled_by_itself_stays_visible():
+    f = frames(orders=[order("A", "2026-11-02", 100), order("B", "2026-11-02", 100)],
+               payments=[payment("P1", "2026-11-03", 150, settles="A")])
+    aging = compute_aging(f, AS_OF)
+    assert "A" not in set(aging["document_number"])  # outstanding ≤ 0 is not open
+    assert one(aging, "B")["outstanding"] == 10000
+
+
+def test_payments_after_the_as_of_date_do_not_count():
+    f = frames(orders=[order("A", "2026-11-02", 100)],
+               payments=[payment("P1", "2026-11-21", 100, settles="A")])
+    view = as_of_view(f, AS_OF, extracted_on=dt.date(2026, 11, 23))
+    assert one(compute_aging(view, AS_OF), "A")["outstanding"] == 10000
+    assert compute_aging(as_of_view(f, dt.date(2026, 11, 21)), dt.date(2026, 11, 21)).empty
+
+
+def test_documents_dated_after_the_as_of_date_do_not_exist():
+    f = frames(orders=[order("A", "2026-11-21", 100)])
+    assert compute_aging(as_of_view(f, AS_OF, extracted_on=AS_OF), AS_OF).empty
+
+
+def test_unposted_and_deleted_orders_are_not_receivables():
+    f = frames(orders=[order("A", "2026-11-02", 100, posted=False), order("B", "2026-11-02", 100, deleted=True)])
+    assert compute_aging(f, AS_OF).empty
+
+
+@pytest.mark.parametrize(("days", "label"), [(-5, "not_due"), (0, "not_due"), (1, "1-30"), (30, "1-30"),
+                                             (31, "31-60"), (60, "31-60"), (61, "61-90"), (90, "61-90"),
+                                             (91, "91+"), (1000, "91+")])
+def test_bucket_boundaries(days, label):
+    assert buckets(pd.Series([days]), [30, 60, 90]).iloc[0] == label
+
+
+def test_bucket_labels_follow_the_policy_bounds():
+    assert bucket_labels([15, 45]) == ["not_due", "1-15", "16-45", "46+"]
+
+
+def test_partner_and_contract_debt_bases():
+    f = frames(orders=[order("A", "2026-11-02", 100), order("B", "2026-11-03", 250, contract="c2")])
+    aging = compute_aging(f, AS_OF)
+    assert set(aging["partner_debt"]) == {35000}
+    assert one(aging, "A")["contract_debt"] == 10000 and one(aging, "B")["contract_debt"] == 25000
