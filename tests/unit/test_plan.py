@@ -216,3 +216,15 @@ def test_sender_follows_the_organization():
     f = frames(orders=[order("A", "2026-11-02", 1000)], **WITH_EMAIL)
     pol = policy(senders={"default": "debt@a.example", "by_organization": {"ООО «СантехОпт»": "buh@b.example"}})
     assert plan_for(f, dt.date(2026, 11, 20), pol).loc[0, "sender"] == "buh@b.example"
+
+
+def test_a_permanent_refusal_is_not_retried_until_the_address_changes():
+    f = frames(orders=[order("A", "2026-11-02", 1000)], **WITH_EMAIL)
+    refused = {"document_ref": gid("A"), "step_id": "unpaid_order", "action": "email", "status": "failed",
+               "partner_ref": gid("p1"), "sent_at": None, "target": "buh@roga.example",
+               "detail": "permanent: 550 no such user"}
+    assert decision(plan_for(f, dt.date(2026, 11, 20), reg=register([refused])), "A") == ("done", "failed_permanently")
+    moved = {**refused, "target": "old@roga.example"}
+    assert decision(plan_for(f, dt.date(2026, 11, 20), reg=register([moved])), "A") == ("act", "due")
+    temporary = {**refused, "detail": "temporary: 451 try later"}
+    assert decision(plan_for(f, dt.date(2026, 11, 20), reg=register([temporary])), "A") == ("act", "due")

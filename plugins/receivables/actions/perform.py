@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from receivables import failpoints
 from receivables.actions import email as mail
 from receivables.actions.onec_writes import (
     TextTemplates,
@@ -104,6 +105,7 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
                     _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
                     raise
                 part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
+                failpoints.hit("after_email_sent")
                 if result.status == "sent":
                     _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(), "sent")
                 else:
@@ -155,6 +157,7 @@ def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, ki
             _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
             counts["failed"] = counts.get("failed", 0) + len(group)
             continue
+        failpoints.hit(f"after_{kind}_created")
         number = str(obj.get("Number") or obj.get("Code") or "").strip()
         note = ("created" if created else "already existed") + (f" №{number}" if number else "")
         _finish(warehouse, run, group, "sent", note, "sent")

@@ -40,6 +40,8 @@ REASONS = {
     "require_payment_percent": "more than require.payment_percent of the document is paid",
     "require_min_outstanding": "outstanding is below require.min_outstanding",
     "superseded": "a later step of the same action is due for the document in this run",
+    "failed_permanently": "the last attempt to this target was refused permanently (e.g. SMTP 550); "
+                          "a new address or a register edit re-arms it",
     "no_email": "the partner has no email address of the policy's recipient type; stays pending",
     "no_assignee": "the order and the partner have no manager to assign",
     "quiet_days": "the partner got an email within quiet_days; stays pending",
@@ -229,10 +231,18 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
 
     pending = reason.isna() & has_step
     reason = reason.mask(pending & is_email & address.isna(), "no_email")
+    refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
+                           & register["detail"].fillna("").str.startswith("permanent"),
+                           ["document_ref", "step_id", "target"]]
+    if len(refused):
+        same = pd.MultiIndex.from_frame(cand[["document_ref", "step_id", "target"]].astype("str")).isin(
+            pd.MultiIndex.from_frame(refused.astype("str")))
+        reason = reason.mask(reason.isna() & has_step & same, "failed_permanently")
     reason = reason.mask(reason.isna() & has_step & ~is_email & cand["assignee_ref"].isna(), "no_assignee")
     quiet, cap = _contact_caps(cand, register, policy, as_of, now)
     reason = reason.mask(reason.isna() & has_step & quiet, "quiet_days")
     reason = reason.mask(reason.isna() & has_step & cap.notna(), cap)
+    decision = decision.mask(reason.eq("failed_permanently"), "done")
     decision = decision.mask(reason.isin(["no_email", "no_assignee"]), "skip")
     decision = decision.mask(reason.isin(["quiet_days", "contact_limit_230fz", "quiet_hours_230fz"]), "hold")
     acts = reason.isna() & has_step
