@@ -1,0 +1,251 @@
+"""The validation gate: Great Expectations 1.x on the extract and on the aging frame.
+
+Fails closed: a run whose data breaks any expectation contacts nobody. Cross-frame
+rules (references resolving, stages summing to the order, paid within the amount) are
+computed with pandas into check columns and asserted with GX, so every rule appears in
+the one GX result that is saved beside the run. GX is imported here, never at DAG
+parse time (it costs seconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from receivables.onec.schema import EMAIL_CONTACT, SETTLEMENT_PROCEDURES
+
+EMAIL_REGEX = r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$"
+EARLIEST = pd.Timestamp("2000-01-01")
+DEFAULT_BUCKETS = ["not_due", "1-30", "31-60", "61-90", "91+"]
+
+
+@dataclass
+class Failure:
+    frame: str
+    expectation: str
+    column: str
+    failing: int
+    examples: list[Any]
+    explanation: str
+
+    def line(self) -> str:
+        ex = ", ".join(str(e) for e in self.examples[:5])
+        return (f"FAILED {self.frame}.{self.column}: {self.explanation} "
+                f"[{self.expectation}] on {self.failing} row(s); e.g. {ex}")
+
+
+@dataclass
+class ValidationReport:
+    checks: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    def summary_text(self) -> str:
+        if self.success:
+            return f"all {self.checks} expectations passed"
+        head = f"{len(self.failures)} of {self.checks} expectations failed:"
+        return "\n".join([head, *(f"  {f.line()}" for f in self.failures)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"success": self.success, "checks": self.checks,
+                "failures": [f.__dict__ for f in self.failures], "results": self.results}
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1, default=str),
+                              encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation on one column of a (possibly computed) frame."""
+
+    frame: str
+    key: str  # column whose values identify failing rows in examples
+    expectation: str  # GX class name
+    column: str
+    explanation: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+    return gx, ctx
+
+
+def run_checks(frames: Mapping[str, pd.DataFrame], checks: list[Check]) -> ValidationReport:
+    """Validate each frame with a GX suite built from `checks`; collect readable failures."""
+    gx, ctx = _context()
+    source = ctx.data_sources.add_pandas("receivables")
+    report = ValidationReport()
+    by_frame: dict[str, list[Check]] = {}
+    for c in checks:
+        by_frame.setdefault(c.frame, []).append(c)
+    for name, frame_checks in by_frame.items():
+        df = frames[name]
+        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+        for c in frame_checks:
+            suite.add_expectation(getattr(gx.expectations, c.expectation)(column=c.column, **c.kwargs))
+        definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        key = frame_checks[0].key
+        result = definition.run(batch_parameters={"dataframe": df}, result_format={
+            "result_format": "SUMMARY", "unexpected_index_column_names": [key], "partial_unexpected_count": 5})
+        report.checks += len(frame_checks)
+        for check, r in zip(frame_checks, result.results, strict=True):
+            report.results.append({"frame": name, **r.to_json_dict()})
+            if r.success:
+                continue
+            res = r.result or {}
+            failing = res.get("unexpected_count")
+            raised = (r.exception_info or {}).get("raised_exception")
+            if raised:
+                failing, examples = len(df), [(r.exception_info or {}).get("exception_message")]
+            else:
+                idx = res.get("partial_unexpected_index_list") or []
+                examples = [row.get(key) if isinstance(row, dict) else row for row in idx][:5]
+                if not examples:
+                    examples = list(res.get("partial_unexpected_list") or [])[:5]
+            report.failures.append(Failure(name, r.expectation_config.type, check.column, int(failing or 0),
+                                           examples, check.explanation))
+    return report
+
+
+def _flag(df: pd.DataFrame, key: str, column: str, good: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({key: df[key].to_numpy(), column: good.fillna(False).astype(bool).to_numpy()})
+
+
+def _is_true(frame: str, key: str, column: str, explanation: str) -> Check:
+    return Check(frame, key, "ExpectColumnValuesToBeInSet", column, explanation, {"value_set": [True]})
+
+
+def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> ValidationReport:
+    """The gate on the extract (canonical frames as of the run's date)."""
+    horizon = pd.Timestamp(as_of) + pd.Timedelta(days=31)
+    orders, stages, payments = frames["orders"], frames["stages"], frames["payments"]
+    data: dict[str, pd.DataFrame] = {"orders": orders, "payments": payments,
+                                     "partners": frames["partners"], "contracts": frames["contracts"],
+                                     "managers": frames["managers"], "organizations": frames["organizations"]}
+    checks = [
+        Check("orders", "document_number", "ExpectColumnValuesToNotBeNull", "document_ref", "order without Ref_Key"),
+        Check("orders", "document_number", "ExpectColumnValuesToBeUnique", "document_ref", "Ref_Key repeated"),
+        Check("orders", "document_number", "ExpectColumnValuesToNotBeNull", "document_number", "order without Number"),
+        Check("orders", "document_number", "ExpectColumnValuesToNotBeNull", "partner_ref", "order without partner"),
+        Check("orders", "document_number", "ExpectColumnValuesToNotBeNull", "amount", "amount missing or not a number"),
+        Check("orders", "document_number", "ExpectColumnValuesToBeBetween", "amount", "negative amount", {"min_value": 0}),
+        Check("orders", "document_number", "ExpectColumnValuesToNotBeNull", "document_date", "order without date"),
+        Check("orders", "document_number", "ExpectColumnValuesToBeBetween", "document_date",
+              "date outside 2000-01-01 … as-of + 31 days", {"min_value": EARLIEST, "max_value": horizon}),
+        Check("orders", "document_number", "ExpectColumnValuesToBeInSet", "settlement",
+              "unknown ПорядокРасчетов", {"value_set": list(SETTLEMENT_PROCEDURES), "mostly": 1.0}),
+        Check("payments", "payment_ref", "ExpectColumnValuesToNotBeNull", "amount", "payment amount missing"),
+        Check("payments", "payment_ref", "ExpectColumnValuesToBeBetween", "amount", "negative payment line",
+              {"min_value": 0}),
+        Check("payments", "payment_ref", "ExpectColumnValuesToBeBetween", "payment_date",
+              "date outside 2000-01-01 … as-of + 31 days", {"min_value": EARLIEST, "max_value": horizon}),
+        Check("partners", "partner_ref", "ExpectColumnValuesToBeUnique", "partner_ref", "partner Ref_Key repeated"),
+        Check("partners", "partner_ref", "ExpectColumnValuesToNotBeNull", "partner_ref", "partner without Ref_Key"),
+        Check("contracts", "contract_ref", "ExpectColumnValuesToBeUnique", "contract_ref", "contract Ref_Key repeated"),
+        Check("managers", "manager_ref", "ExpectColumnValuesToBeUnique", "manager_ref", "user Ref_Key repeated"),
+        Check("organizations", "organization_ref", "ExpectColumnValuesToBeUnique", "organization_ref",
+              "organization Ref_Key repeated"),
+    ]
+    # payment lines: (receipt, line) identifies a row
+    pay_key = payments["payment_ref"].astype("str") + "#" + payments["line"].astype("str")
+    data["payment_lines"] = pd.DataFrame({"payment_line": pay_key.to_numpy()})
+    checks.append(Check("payment_lines", "payment_line", "ExpectColumnValuesToBeUnique", "payment_line",
+                        "payment line repeated"))
+    # stages: each amount ≥ 0, dates sane, and together exactly the order amount
+    data["stages"] = stages.assign(stage_key=stages["document_ref"].astype("str") + "#" + stages["line"].astype("str"))
+    checks += [
+        Check("stages", "stage_key", "ExpectColumnValuesToNotBeNull", "amount", "stage amount missing"),
+        Check("stages", "stage_key", "ExpectColumnValuesToBeBetween", "amount", "negative stage amount",
+              {"min_value": 0}),
+        Check("stages", "stage_key", "ExpectColumnValuesToBeBetween", "pay_date",
+              "stage date outside 2000-01-01 … as-of + 3 years",
+              {"min_value": EARLIEST, "max_value": pd.Timestamp(as_of) + pd.Timedelta(days=3 * 366)}),
+    ]
+    totals = stages.groupby("document_ref")["amount"].sum(min_count=1)
+    with_stages = orders.loc[orders["document_ref"].isin(totals.index)]
+    diff = with_stages["amount"].astype("Float64") - with_stages["document_ref"].map(totals).astype("Float64")
+    data["stage_totals"] = _flag(with_stages, "document_number", "stages_sum_to_amount", diff.eq(0))
+    checks.append(_is_true("stage_totals", "document_number", "stages_sum_to_amount",
+                           "payment schedule stages do not sum to the order amount"))
+    # an order settled by itself cannot have received more than its amount
+    objects = frames["settlement_objects"]
+    own = objects.loc[objects["object_ref"].notna(), ["settlement_ref", "object_ref"]]
+    paid = payments.groupby("settlement_ref")["amount"].sum()
+    self_settled = orders.merge(own, left_on=["settlement_ref", "document_ref"],
+                                right_on=["settlement_ref", "object_ref"], how="inner")
+    received = self_settled["settlement_ref"].map(paid).fillna(0)
+    data["order_payments"] = _flag(self_settled, "document_number", "payments_within_amount",
+                                   received.le(self_settled["amount"].astype("Float64")))
+    checks.append(_is_true("order_payments", "document_number", "payments_within_amount",
+                           "payments received exceed the order amount"))
+    # references resolve
+    refs = pd.DataFrame({"document_number": orders["document_number"].to_numpy()})
+    for col, frame, key, what in (("partner_ref", "partners", "partner_ref", "partner"),
+                                  ("contract_ref", "contracts", "contract_ref", "contract"),
+                                  ("manager_ref", "managers", "manager_ref", "manager (user)"),
+                                  ("organization_ref", "organizations", "organization_ref", "organization")):
+        known = set(frames[frame][key].dropna())
+        ok = orders[col].isna() | orders[col].isin(known) if col != "partner_ref" else orders[col].isin(known)
+        refs[f"{col}_resolves"] = ok.to_numpy()
+        checks.append(_is_true("order_refs", "document_number", f"{col}_resolves",
+                               f"order's {what} is not among the extracted {frame}"))
+    data["order_refs"] = refs
+    # email addresses well-formed where present
+    c = frames["contacts"]
+    emails = c.loc[c["type"].eq(EMAIL_CONTACT) & c["email"].notna() & c["email"].ne("")]
+    data["emails"] = pd.DataFrame({"partner_ref": emails["partner_ref"].to_numpy(),
+                                   "email": emails["email"].astype("str").to_numpy()})
+    checks.append(Check("emails", "partner_ref", "ExpectColumnValuesToMatchRegex", "email",
+                        "not a well-formed email address", {"regex": EMAIL_REGEX}))
+    return run_checks(data, checks)
+
+
+def validate_aging(aging: pd.DataFrame, *, as_of: dt.date, buckets: list[str] | None = None) -> ValidationReport:
+    """The gate on computed aging: unique, paid within amount, outstanding consistent."""
+    k = "document_number"
+    as_of_ts = pd.Timestamp(as_of)
+    computed = pd.DataFrame({
+        k: aging[k].to_numpy(),
+        "paid_within_amount": ((aging["paid"] >= 0) & (aging["paid"] <= aging["amount"])).to_numpy(),
+        "outstanding_is_amount_minus_paid": (aging["outstanding"] == aging["amount"] - aging["paid"]).to_numpy(),
+        "days_overdue_matches_due_date": ((as_of_ts - aging["due_date"]).dt.days == aging["days_overdue"]).to_numpy(),
+    })
+    checks = [
+        Check("aging", k, "ExpectColumnValuesToBeUnique", "document_ref", "document appears twice in the snapshot"),
+        Check("aging", k, "ExpectColumnValuesToBeBetween", "outstanding", "outstanding not positive",
+              {"min_value": 1}),
+        Check("aging", k, "ExpectColumnValuesToBeInSet", "bucket", "unknown aging bucket",
+              {"value_set": list(buckets or DEFAULT_BUCKETS)}),
+        Check("aging", k, "ExpectColumnValuesToNotBeNull", "due_date", "no due date"),
+        _is_true("aging_rules", k, "paid_within_amount",
+                 "payments exceed the order amount (or are negative)"),
+        _is_true("aging_rules", k, "outstanding_is_amount_minus_paid", "outstanding ≠ amount − paid"),
+        _is_true("aging_rules", k, "days_overdue_matches_due_date", "days_overdue ≠ as-of − due date"),
+    ]
+    return run_checks({"aging": aging, "aging_rules": computed}, checks)
+
+
+Validator = Callable[..., ValidationReport]
