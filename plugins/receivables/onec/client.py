@@ -209,7 +209,9 @@ class ODataClient:
                 code, text = _error_text(resp.content)
                 last = f"HTTP {resp.status_code}" + (f" (code {code})" if code else "") + f": {text}"
                 if attempt == attempts - 1:
-                    self._raise_for(resp, f"{method} {path}")
+                    raise ODataServerError(
+                        f"1C OData {method} {path}: gave up after {attempts} attempts; last error: {last}",
+                        status=resp.status_code, code=code)
             if attempt < attempts - 1:
                 delay = min(self.config.backoff_cap, self.config.backoff * 2**attempt)
                 delay *= 0.5 + random.random() / 2  # jitter: loaded 1C servers dislike herds
