@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,10 @@ class CaughtMail:
 class SmtpServer:
     def __init__(self, handler: CaughtMail):
         self.handler = handler
-        self.controller = Controller(handler, hostname="127.0.0.1", port=0,
-                                     server_kwargs={"decode_data": False})
+        with socket.socket() as probe:  # aiosmtpd's readiness check cannot use port 0
+            probe.bind(("127.0.0.1", 0))
+            self._port = probe.getsockname()[1]
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self._port)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
@@ -70,7 +73,7 @@ class SmtpServer:
 
     @property
     def port(self) -> int:
-        return self.controller.server.sockets[0].getsockname()[1]
+        return self._port
 
 
 def connection_env(onec_url_port: int, smtp_port: int, warehouse: Path, *, user: str, password: str,

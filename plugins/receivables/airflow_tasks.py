@@ -101,8 +101,7 @@ def plan(run: dict[str, str], aged: dict[str, Any], order_number: str | None = N
     pol = pipeline.policy()
     wh = warehouse()
     if r.acting(pol) and not wh.acquire_run_lock(r.as_of, r.run_id, infobase=r.infobase):
-        raise AirflowFailException(
-            f"another run is acting for {r.as_of}; this one contacts nobody (retry after it ends)")
+        raise AirflowFailException(pipeline.lock_message(wh, r.as_of, infobase=r.infobase))
     stats = pipeline.plan(r, pol, wh, order_number=order_number)
     for line in stats.pop("explanation", []):
         print(line)

@@ -27,7 +27,7 @@ def run_once(*, as_of: dt.date, mode: str, run_id: str, data_dir: Path, client: 
     aged = pipeline.aging(run, pol, warehouse, write_snapshot=order_number is None)
     acting = run.acting(pol, today=today)
     if acting and not warehouse.acquire_run_lock(as_of, run_id):
-        raise pipeline.RunRefused(f"another run is acting for {as_of}")
+        raise pipeline.RunRefused(pipeline.lock_message(warehouse, as_of))
     try:
         planned = pipeline.plan(run, pol, warehouse, now=now, today=today, order_number=order_number)
         results: dict[str, Any] = {}

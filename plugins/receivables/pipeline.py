@@ -64,6 +64,13 @@ class Run:
                    d.get("infobase", "default"))
 
 
+def lock_message(warehouse: Any, as_of: dt.date, *, infobase: str = "default") -> str:
+    holder = warehouse.lock_holder(as_of, infobase=infobase)
+    who = f"run {holder[0]} (since {holder[1]:%Y-%m-%d %H:%M} UTC)" if holder else "another run"
+    return (f"{who} is acting for {as_of}; this run contacts nobody. Retry after it ends; a lock "
+            "left by a crashed run is taken over by that run's retry or after 30 minutes")
+
+
 def policy() -> Policy:
     return load_policy(settings.policy_path(), templates_dir=settings.templates_dir())
 

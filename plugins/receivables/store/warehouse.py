@@ -258,7 +258,7 @@ class Warehouse:
     # -- runs --------------------------------------------------------------------------
 
     def acquire_run_lock(self, as_of: dt.date, run_id: str, *, infobase: str = "default",
-                         stale_after: dt.timedelta = dt.timedelta(hours=6)) -> bool:
+                         stale_after: dt.timedelta = dt.timedelta(minutes=30)) -> bool:
         """Only one run acts per (infobase, as-of date); a lock older than `stale_after` is taken over."""
         now = _now()
         t = run_lock
@@ -271,6 +271,12 @@ class Warehouse:
             holder = conn.execute(select(t.c.run_id).where(and_(t.c.infobase == infobase,
                                                                  t.c.as_of_date == as_of))).scalar_one()
         return holder == run_id
+
+    def lock_holder(self, as_of: dt.date, *, infobase: str = "default") -> tuple[str, dt.datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(run_lock.c.run_id, run_lock.c.acquired_at).where(
+                and_(run_lock.c.infobase == infobase, run_lock.c.as_of_date == as_of))).first()
+        return (row.run_id, row.acquired_at) if row else None
 
     def release_run_lock(self, as_of: dt.date, run_id: str, *, infobase: str = "default") -> None:
         with self.engine.begin() as conn:
