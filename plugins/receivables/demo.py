@@ -44,7 +44,7 @@ def airflow_env(root: Path, demo: Path, onec_port: int, smtp_port: int) -> dict[
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Moscow",
         "GX_ANALYTICS_ENABLED": "False",
-        "RECEIVABLES_DATA_DIR": str(demo / "runs"),
+        "RECEIVABLES_DATA_DIR": str(demo),
         "AIRFLOW_CONN_ONEC_DEFAULT": json.dumps({
             "conn_type": "http", "host": "127.0.0.1", "port": onec_port, "schema": "http",
             "login": USER, "password": PASSWORD,
@@ -136,7 +136,9 @@ def print_summary(s: dict, folder: Path, demo: Path, seconds: float) -> None:
     print(f"Receivables as of {s.get('as_of') or folder.parent.name} (mode {s.get('mode')}, acting: {s.get('acting')})")
     print(f"  documents read from 1C:     {s.get('documents_read', 0)}")
     print(f"  open receivables:           {s.get('open_documents', 0)} documents, {money(int(s.get('outstanding', 0)))}")
-    for bucket, amount in (s.get("by_bucket") or {}).items():
+    buckets = s.get("by_bucket") or {}
+    order = sorted(buckets, key=lambda b: (b != "not_due", int(b.split("-")[0].rstrip("+")) if b[0].isdigit() else 0))
+    for bucket, amount in ((b, buckets[b]) for b in order):
         print(f"      {bucket:>8}: {money(int(amount))}")
     print("  actions by kind and status: " + (", ".join(f"{k} {v}" for k, v in outcomes.items()) or "none"))
     print("  decisions: " + ", ".join(f"{k} {v}" for k, v in (s.get("decisions") or {}).items()))
