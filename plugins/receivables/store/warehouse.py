@@ -143,14 +143,17 @@ class Warehouse:
             df[c] = pd.to_datetime(df[c], utc=True)
         return df
 
-    def claim(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date) -> pd.DataFrame:
+    def claim(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date,
+              stale_after: dt.timedelta = dt.timedelta(minutes=30)) -> pd.DataFrame:
         """Make rows ``pending`` before their side effect; return the rows this run holds.
 
         New (document, step) rows are inserted; rows with no ``sent_at`` are switched to
         pending; rows another attempt left pending (it crashed mid-way) are taken over
         with their stored ``external_ref``, flagged ``was_pending``. Every update is a
         compare-and-set on the row's previous state, so two concurrent runs never both
-        hold a row; rows with ``sent_at`` are never claimed.
+        hold a row; rows with ``sent_at`` are never claimed. A row pending under another
+        run is taken over only when that run is silent for `stale_after` (it crashed);
+        the same run's retry takes it over at once.
         """
         if rows.empty:
             return rows.assign(was_pending=pd.Series(dtype=bool))
@@ -161,7 +164,7 @@ class Warehouse:
             before = {(r.document_ref, r.step_id): r for r in conn.execute(
                 select(collection_register.c.document_ref, collection_register.c.step_id,
                        collection_register.c.status, collection_register.c.sent_at,
-                       collection_register.c.run_id)
+                       collection_register.c.run_id, collection_register.c.updated_at)
                 .where(collection_register.c.document_ref.in_({k[0] for k in keys})))}
             stmt = _insert(self.engine)(collection_register).on_conflict_do_nothing(
                 index_elements=["document_ref", "step_id"])
@@ -174,6 +177,12 @@ class Warehouse:
                 old = before.get((r["document_ref"], r["step_id"]))
                 if old is None or old.sent_at is not None:
                     continue
+                if old.status == "pending" and old.run_id != run_id:
+                    touched = old.updated_at
+                    if touched is not None and touched.tzinfo is None:
+                        touched = touched.replace(tzinfo=dt.UTC)
+                    if touched is not None and now - touched < stale_after:
+                        continue  # another run is on it right now
                 t = collection_register
                 where = and_(t.c.document_ref == r["document_ref"], t.c.step_id == r["step_id"],
                              t.c.sent_at.is_(None), t.c.status == old.status,
