@@ -57,12 +57,12 @@ class CaughtMail:
 
 
 class SmtpServer:
-    def __init__(self, handler: CaughtMail):
+    def __init__(self, handler: CaughtMail, **smtp_kwargs):
         self.handler = handler
         with socket.socket() as probe:  # aiosmtpd's readiness check cannot use port 0
             probe.bind(("127.0.0.1", 0))
             self._port = probe.getsockname()[1]
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self._port)
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self._port, **smtp_kwargs)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()

@@ -27,7 +27,7 @@ ORDER_BY["InformationRegister_ПартнерыСегмента"] = "Сегмен
 
 
 def run_dir(data_dir: Path, as_of: dt.date, run_id: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
+    safe = re.sub(r"[^\w.-]+", "_", run_id).strip("_") or "run"
     return data_dir / "runs" / as_of.isoformat() / safe
 
 

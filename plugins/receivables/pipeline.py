@@ -144,6 +144,7 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     explanation: list[str] = []
     if order_number:
         explanation = explain(p, order_number, frames["orders"], run.as_of)
+        (run.folder / "explanation.txt").write_text("\n".join(explanation) + "\n", encoding="utf-8")
         p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
     p.to_parquet(run.folder / "plan.parquet", index=False)
     act = p.loc[p["decision"].eq("act")]

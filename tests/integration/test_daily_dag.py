@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-import pandas as pd
 import pytest
-from harness import CaughtMail, SmtpServer, connection_env
 
 from conftest import ROOT
+from harness import CaughtMail, SmtpServer, connection_env
 from receivables.onec.emulator.generator import generate_company
 from receivables.onec.emulator.server import EmulatorServer
 
@@ -124,3 +123,30 @@ def test_bad_data_stops_the_run_at_the_gate_with_no_contact(dag, world):
     assert states.get("send_emails") in (None, "upstream_failed")
     assert world.mail.messages == []
     assert not any(r.method == "POST" for r in world.onec.requests)
+
+
+def _explanation(world, number):
+    paths = sorted((world.tmp / "runs").rglob(f"*{number}*/explanation.txt"), key=lambda p: p.stat().st_mtime)
+    return paths[-1].read_text(encoding="utf-8")
+
+
+def test_single_order_applies_the_daily_rules_to_one_order_and_explains(dag, world):
+    # find an order the daily rules would email today, and one that is fully paid
+    assert run(dag, as_of=AS_OF.isoformat(), mode="dry_run").state == "success"
+    reg = warehouse(world).read_register()
+    due = reg.loc[reg["status"].eq("planned"), "document_number"].iloc[0]
+    dr = run(dag, "receivables_single_order", order_number=due, as_of=AS_OF.isoformat(), mode="live")
+    assert dr.state == "success"
+    assert len(world.mail.messages) == 1
+    assert due in world.mail.messages[0].get_body(("plain",)).get_content()
+    assert "act (due" in _explanation(world, due)
+    # the same order again: nothing is due any more, and the run says why
+    dr = run(dag, "receivables_single_order", order_number=due, as_of=AS_OF.isoformat(), mode="live")
+    assert dr.state == "success" and len(world.mail.messages) == 1
+    assert "already_done" in _explanation(world, due)
+
+
+def test_single_order_that_does_not_exist_is_explained(dag, world):
+    dr = run(dag, "receivables_single_order", order_number="ТД00-999999", as_of=AS_OF.isoformat(), mode="live")
+    assert dr.state == "success" and world.mail.messages == []
+    assert "no customer order with this number" in _explanation(world, "ТД00-999999")

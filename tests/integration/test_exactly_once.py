@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import CaughtMail, SmtpServer
 
+from harness import CaughtMail, SmtpServer
 from receivables import settings
 from receivables.actions.email import SmtpSettings
 from receivables.domain.policy import load_policy, parse_policy

@@ -7,9 +7,9 @@ import threading
 
 import pandas as pd
 import pytest
-from db import postgres_database
 from sqlalchemy import text
 
+from db import postgres_database
 from receivables.store.warehouse import Warehouse
 
 AS_OF = dt.date(2026, 11, 20)

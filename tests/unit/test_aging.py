@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from factories import frames, gid, order, payment, stage
 
+from factories import frames, gid, order, payment, stage
 from receivables.domain.aging import bucket_labels, buckets, compute_aging
 from receivables.domain.normalise import as_of_view
 

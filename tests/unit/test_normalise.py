@@ -36,7 +36,6 @@ def test_fixed_length_strings_lose_trailing_spaces():
 
 def test_as_of_view_keeps_far_future_rows_for_the_gate():
     from factories import frames, order
-
     from receivables.domain.normalise import as_of_view
 
     f = frames(orders=[order("A", "2026-11-02", 1), order("B", "2026-11-25", 1), order("C", "3000-01-01", 1)])

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from factories import PARTNER_MANAGER, email, frames, gid, order, partner, payment, register
 
+from factories import PARTNER_MANAGER, email, frames, gid, order, partner, payment, register
 from receivables.domain.aging import compute_aging
 from receivables.domain.plan import build_plan
 from receivables.domain.policy import parse_policy

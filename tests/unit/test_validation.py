@@ -1,0 +1,75 @@
+"""The gate: good data passes; each kind of bad data fails naming the rule, count and examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from factories import email, frames, order, payment, stage
+from receivables.domain.aging import compute_aging
+from receivables.validation import validate_aging, validate_extract
+
+AS_OF = dt.date(2026, 11, 20)
+
+
+def good(**kw):
+    base = {"orders": [order("A", "2026-11-02", 1000), order("B", "2026-11-03", 500)],
+            "stages": [stage("A", 1, "2026-11-05", 400), stage("A", 2, "2026-11-16", 600)],
+            "payments": [payment("P1", "2026-11-05", 400, settles="A")],
+            "contacts": [email("p1", 1, "buh@roga.example")]}
+    base.update(kw)
+    return frames(**base)
+
+
+@pytest.fixture(scope="module")
+def passing():
+    return validate_extract(good(), as_of=AS_OF)
+
+
+def test_good_data_passes(passing):
+    assert passing.success, passing.summary_text()
+    assert passing.summary_text().startswith("all ")
+
+
+@pytest.mark.parametrize(("data", "rule", "example"), [
+    (dict(orders=[order("A", "2026-11-02", -1000)]), "negative amount", "A"),
+    (dict(orders=[order("A", "2026-11-02", float("nan"))]), "amount missing or not a number", "A"),
+    (dict(orders=[order("A", "2026-11-02", 1000), order("A", "2026-11-02", 1000)]), "Ref_Key repeated", "A"),
+    (dict(stages=[stage("A", 1, "2026-11-05", 400)]), "stages do not sum to the order amount", "A"),
+    (dict(orders=[order("A", "3000-01-01", 1000)], stages=[]), "date outside", "A"),
+    (dict(stages=[stage("A", 1, "0001-01-02", 1000)]), "stage date outside", None),
+    (dict(payments=[payment("P1", "2026-11-05", 1500, settles="A")]), "payments received exceed", "A"),
+    (dict(contacts=[email("p1", 1, "buh@roga\r\n.example")]), "not a well-formed email", None),
+    (dict(orders=[order("A", "2026-11-02", 1000, partner="ghost")], stages=[], payments=[]),
+     "partner is not among the extracted partners", "A"),
+])
+def test_bad_data_fails_naming_the_rule_the_count_and_examples(data, rule, example):
+    report = validate_extract(good(**data), as_of=AS_OF)
+    assert not report.success
+    text = report.summary_text()
+    hit = [f for f in report.failures if rule in f.explanation]
+    assert hit, text
+    assert hit[0].failing >= 1 and "row(s)" in text
+    if example:
+        assert example in hit[0].examples
+
+
+def test_report_saves_readable_json(tmp_path):
+    report = validate_extract(good(orders=[order("A", "2026-11-02", -1)]), as_of=AS_OF)
+    path = tmp_path / "v.json"
+    report.save(path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["success"] is False and doc["failures"][0]["frame"] == "orders" and doc["results"]
+
+
+def test_aging_gate_passes_computed_aging_and_catches_inconsistency():
+    aging = compute_aging(good(), AS_OF)
+    assert validate_aging(aging, as_of=AS_OF).success
+    broken = aging.copy()
+    broken.loc[0, "outstanding"] = broken.loc[0, "outstanding"] + 1
+    broken.loc[1, "bucket"] = "soon"
+    report = validate_aging(broken, as_of=AS_OF)
+    rules = {f.explanation for f in report.failures}
+    assert {"outstanding ≠ amount − paid", "unknown aging bucket"} <= rules
