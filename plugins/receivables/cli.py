@@ -7,8 +7,10 @@ metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,10 +22,30 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+@contextlib.contextmanager
+def logs_to_stderr():
+    """Point file descriptor 1 at stderr while Airflow and the pipeline log, so that
+    stdout carries only the command's answer (e.g. JSON for a script)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     """What a run for the date would do and why, without doing it."""
-    import pandas as pd
+    with logs_to_stderr():
+        frames_plan, open_documents = _preview(args)
+    _print_preview(args, frames_plan, open_documents)
+    return 0
 
+
+def _preview(args: argparse.Namespace):
     from receivables import pipeline, settings
     from receivables.connections import onec_client, warehouse
     from receivables.extract import extract, run_dir
@@ -36,25 +58,31 @@ def cmd_preview(args: argparse.Namespace) -> int:
         extract(client, args.as_of, folder)
     pipeline.validate(run)
     snap_stats = pipeline.aging(run, pol, wh, write_snapshot=False)
-    frames_plan = _plan_only(run, pol, wh)
+    return _plan_only(run, pol, wh), snap_stats["open_documents"]
+
+
+def _print_preview(args: argparse.Namespace, frames_plan, open_documents: int) -> None:
+    import pandas as pd
+
     rows = frames_plan.loc[frames_plan["decision"].isin(["act", "skip", "hold", "superseded"])]
     cols = ["document_number", "document_date", "partner_name", "step_id", "action", "decision",
             "reason", "target", "due_day", "outstanding"]
     out = rows[cols].copy()
-    out["outstanding"] = out["outstanding"].map(lambda k: f"{k / 100:.2f}")
+    from receivables.formatting import rub
+
+    out["outstanding"] = out["outstanding"].map(lambda k: str(rub(k)))
     for c in ("document_date", "due_day"):
         out[c] = pd.to_datetime(out[c]).dt.strftime("%Y-%m-%d")
     if args.format == "json":
-        json.dump({"as_of": args.as_of.isoformat(), "open_documents": snap_stats["open_documents"],
+        json.dump({"as_of": args.as_of.isoformat(), "open_documents": open_documents,
                    "actions": out.to_dict("records"),
                    "counts": frames_plan["decision"].value_counts().to_dict()},
                   sys.stdout, ensure_ascii=False, indent=1, default=str)
         print()
     else:
-        print(f"As of {args.as_of}: {snap_stats['open_documents']} open documents; "
+        print(f"As of {args.as_of}: {open_documents} open documents; "
               f"decisions: {frames_plan['decision'].value_counts().to_dict()}")
         print(out.to_string(index=False) if len(out) else "Nothing would be done.")
-    return 0
 
 
 def _plan_only(run, pol, wh):

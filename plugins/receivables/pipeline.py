@@ -147,6 +147,8 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         (run.folder / "explanation.txt").write_text("\n".join(explanation) + "\n", encoding="utf-8")
         p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
     p.to_parquet(run.folder / "plan.parquet", index=False)
+    if not order_number:
+        warehouse.replace_plan(run.as_of, run.run_id, p)
     act = p.loc[p["decision"].eq("act")]
     decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"])]
     log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),

@@ -226,3 +226,19 @@ def test_adding_an_email_to_a_partner_sends_its_pending_reminders(world):
     assert [m["To"].addresses[0].addr_spec for m in new] == ["new@client.example"]
     body = new[0].get_body(("plain",)).get_content()
     assert all(d in body for d in docs)
+
+
+def test_the_plan_is_queryable_in_sql_for_people_who_live_in_the_warehouse(world):
+    from sqlalchemy import text
+
+    world.run(policy=default_policy(), mode="dry_run")
+    wh = world.warehouse()
+    with wh.engine.connect() as conn:
+        rows = conn.execute(text("SELECT decision, reason, COUNT(*) FROM v_preview "
+                                 "WHERE as_of_date = :d GROUP BY decision, reason"), {"d": AS_OF}).all()
+        buckets = conn.execute(text("SELECT SUM(outstanding) FROM v_aging_by_bucket WHERE as_of_date = :d"),
+                               {"d": AS_OF}).scalar()
+    decided = {(d, r): n for d, r, n in rows}
+    assert decided.get(("act", "due"), 0) > 0 and decided.get(("skip", "no_email"), 0) > 0
+    snap = wh.read_snapshot(AS_OF)
+    assert round(float(buckets) * 100) == int(snap["outstanding"].sum())

@@ -117,3 +117,21 @@ key_rate = Table(
     Column("rate_percent", Numeric(6, 2), nullable=False),
     Column("verified", Boolean),
 )
+
+collection_plan = Table(
+    "collection_plan", metadata,
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("document_ref", String(36), nullable=False),
+    Column("document_number", String(64)),
+    Column("partner_ref", String(36)),
+    Column("partner_name", Text),
+    Column("step_id", String(64)),
+    Column("action", String(16)),
+    Column("decision", String(16)),
+    Column("reason", String(64)),
+    Column("target", Text),
+    Column("due_day", Date),
+    Column("outstanding", MONEY),
+    Index("ix_collection_plan_as_of", "as_of_date"),
+)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from receivables.store.schema import (
     aging_snapshot,
     collection_log,
+    collection_plan,
     collection_register,
     metadata,
     run_lock,
@@ -129,6 +130,22 @@ class Warehouse:
         for c in DATE_COLUMNS:
             df[c] = pd.to_datetime(df[c]).astype("datetime64[s]")
         return df
+
+    def replace_plan(self, as_of: dt.date, run_id: str, plan: pd.DataFrame) -> int:
+        """The date's latest plan (every decision but `excluded`), for SQL users' preview."""
+        rows = plan.loc[plan["decision"].ne("excluded")]
+        cols = [c.name for c in collection_plan.columns if c.name not in ("as_of_date", "run_id")]
+        payload = []
+        for rec in rows[cols].itertuples(index=False):
+            d = dict(zip(cols, map(_py, rec), strict=True))
+            d["outstanding"] = _rubles(d["outstanding"])
+            d["due_day"] = d["due_day"].date() if isinstance(d["due_day"], dt.datetime) else d["due_day"]
+            payload.append({**d, "as_of_date": as_of, "run_id": run_id})
+        with self.engine.begin() as conn:
+            conn.execute(delete(collection_plan).where(collection_plan.c.as_of_date == as_of))
+            for start in range(0, len(payload), 20000):
+                conn.execute(insert(collection_plan), payload[start:start + 20000])
+        return len(payload)
 
     # -- register ----------------------------------------------------------------------
 

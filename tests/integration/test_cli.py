@@ -1,0 +1,68 @@
+"""The `receivables` command as an operator runs it (a subprocess, real emulator, SQLite)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import connection_env
+from receivables.onec.emulator.generator import generate_company
+from receivables.onec.emulator.server import EmulatorServer
+
+BIN = Path(sys.executable).parent / "receivables"
+AS_OF = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    with EmulatorServer(generate_company(seed=9, scale=0.03, end_date=AS_OF)) as onec:
+        e = {**os.environ, **connection_env(onec.port, 1, tmp / "w.db", user="Администратор", password="1c-demo"),
+             "RECEIVABLES_DATA_DIR": str(tmp / "runs")}
+        yield e, onec
+
+
+def cli(env, *args):
+    return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_preview_json_lists_what_would_be_done_and_why_without_doing_it(env):
+    e, onec = env
+    out = cli(e, "preview", "--as-of", AS_OF.isoformat(), "--format", "json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)
+    assert doc["as_of"] == "2026-11-20" and doc["open_documents"] > 0
+    decisions = {a["decision"] for a in doc["actions"]}
+    assert "act" in decisions and all(a["reason"] for a in doc["actions"])
+    assert not any(r.method == "POST" for r in onec.requests)
+
+
+def test_preview_table_is_readable(env):
+    e, _ = env
+    out = cli(e, "preview", "--as-of", AS_OF.isoformat())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "open documents" in out.stdout and "unpaid_order" in out.stdout
+
+
+def test_a_wrong_policy_is_one_line_naming_the_file_and_key(env, tmp_path):
+    e, _ = env
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("campaign_start: 2026-11-01\nquiet_dayz: 3\npools: []\n", encoding="utf-8")
+    out = cli({**e, "RECEIVABLES_POLICY": str(bad)}, "preview", "--as-of", AS_OF.isoformat())
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and "quiet_dayz: unknown key" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_wrong_1c_password_is_one_clear_line(env):
+    e, _ = env
+    conn = json.loads(e["AIRFLOW_CONN_ONEC_DEFAULT"])
+    conn["password"] = "wrong"
+    out = cli({**e, "AIRFLOW_CONN_ONEC_DEFAULT": json.dumps(conn)}, "preview", "--as-of", AS_OF.isoformat())
+    assert out.returncode == 2 and "refused the credentials" in out.stderr and "wrong" not in out.stderr
