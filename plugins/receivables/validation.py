@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from receivables.domain.frames import member
 from receivables.onec.schema import EMAIL_CONTACT, SETTLEMENT_PROCEDURES
 
 EMAIL_REGEX = r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$"
@@ -185,7 +186,7 @@ def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> V
               {"min_value": EARLIEST, "max_value": pd.Timestamp(as_of) + pd.Timedelta(days=3 * 366)}),
     ]
     totals = stages.groupby("document_ref")["amount"].sum(min_count=1)
-    with_stages = orders.loc[orders["document_ref"].isin(totals.index)]
+    with_stages = orders.loc[member(orders["document_ref"], totals.index)]
     diff = with_stages["amount"].astype("Float64") - with_stages["document_ref"].map(totals).astype("Float64")
     data["stage_totals"] = _flag(with_stages, "document_number", "stages_sum_to_amount", diff.eq(0))
     checks.append(_is_true("stage_totals", "document_number", "stages_sum_to_amount",
@@ -208,8 +209,9 @@ def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> V
                                   ("manager_ref", "managers", "manager_ref", "manager (user)"),
                                   ("organization_ref", "organizations", "organization_ref", "organization")):
         known = set(frames[frame][key].dropna())
-        ok = orders[col].isna() | orders[col].isin(known) if col != "partner_ref" else orders[col].isin(known)
-        refs[f"{col}_resolves"] = ok.to_numpy()
+        found = member(orders[col], known)
+        ok = (orders[col].isna().to_numpy() | found) if col != "partner_ref" else found
+        refs[f"{col}_resolves"] = ok
         checks.append(_is_true("order_refs", "document_number", f"{col}_resolves",
                                f"order's {what} is not among the extracted {frame}"))
     data["order_refs"] = refs

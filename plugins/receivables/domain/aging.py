@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from receivables.domain.calendar import get_calendar
+from receivables.domain.frames import member
 
 AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
@@ -53,10 +54,10 @@ def schedule(orders: pd.DataFrame, stages: pd.DataFrame, contracts: pd.DataFrame
     Without stages an order is due on its date plus the contract's СрокОплаты when the
     contract sets one (УстановленСрокОплаты), else on its own date.
     """
-    have = stages.loc[stages["document_ref"].isin(orders["document_ref"]),
+    have = stages.loc[member(stages["document_ref"], orders["document_ref"]),
                       ["document_ref", "line", "pay_date", "amount"]]
     have = have.rename(columns={"amount": "stage_amount"})
-    without = orders.loc[~orders["document_ref"].isin(have["document_ref"]),
+    without = orders.loc[~member(orders["document_ref"], have["document_ref"]),
                          ["document_ref", "document_date", "contract_ref", "amount"]]
     terms = contracts[["contract_ref", "has_term", "term_days"]].drop_duplicates("contract_ref")
     without = without.merge(terms, on="contract_ref", how="left")

@@ -128,3 +128,15 @@ FRAMES: dict[str, dict[str, str]] = {
         "segment_name": TEXT,
     },
 }
+
+
+def member(values, universe):
+    """`values.isin(universe)` by hashing: pandas' Arrow-string isin builds one Python
+    scalar per element of `universe`, which costs seconds at a million rows."""
+    import numpy as np
+    import pandas as pd
+
+    index = pd.Index(pd.unique(pd.Series(list(universe) if isinstance(universe, set) else universe,
+                                         dtype="str").dropna()))
+    found = index.get_indexer(pd.Index(values, dtype="str"))
+    return np.asarray(found >= 0) & np.asarray(pd.notna(values))

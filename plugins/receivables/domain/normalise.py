@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT
+from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT, member
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
 Rows = Sequence[Mapping[str, Any]]
@@ -218,5 +218,5 @@ def as_of_view(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
         later = (df[col] > cutoff) & (df[col] <= horizon)
         out[name] = df.loc[~later].reset_index(drop=True)
     live = set(out["orders"]["document_ref"].dropna())
-    out["stages"] = frames["stages"].loc[frames["stages"]["document_ref"].isin(live)].reset_index(drop=True)
+    out["stages"] = frames["stages"].loc[member(frames["stages"]["document_ref"], live)].reset_index(drop=True)
     return out

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from receivables.domain.calendar import get_calendar
+from receivables.domain.frames import member
 from receivables.domain.policy import Policy
 from receivables.onec.schema import PRIVATE_PERSON
 
@@ -74,7 +75,7 @@ def _steps_frame(policy: Policy) -> pd.DataFrame:
 
 def _in_segments(partner_refs: pd.Series, segments: pd.DataFrame, names: list[str]) -> pd.Series:
     members = set(segments.loc[segments["segment_name"].isin(names), "partner_ref"].dropna())
-    return partner_refs.isin(members)
+    return pd.Series(member(partner_refs, members), index=partner_refs.index)
 
 
 def assign_pools(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> pd.Series:
@@ -138,7 +139,7 @@ def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as
     as_of_ts = pd.Timestamp(as_of)
     if policy.quiet_days > 0 and len(sent):
         recent = sent.loc[sent["day"] > as_of_ts - pd.Timedelta(days=policy.quiet_days)]
-        quiet = is_email & cand["partner_ref"].isin(set(recent["partner_ref"]))
+        quiet = is_email & pd.Series(member(cand["partner_ref"], recent["partner_ref"]), index=cand.index)
     private = is_email & cand["legal_form"].eq(PRIVATE_PERSON)
     if private.any():
         lim = policy.private_persons
