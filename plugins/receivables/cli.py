@@ -1,4 +1,4 @@
-"""The `receivables` command (spec §7): preview, emulator, mailcatcher, demo.
+"""The `receivables` command (spec §7): preview, penalty, emulator, mailcatcher, demo.
 
 Connections are Airflow's (``AIRFLOW_CONN_ONEC_DEFAULT``, ``…_RECEIVABLES_DB`` or the
 metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
@@ -97,6 +97,38 @@ def _plan_only(run, pol, wh):
     return build_plan(snap, read_frames(run.folder / "extract"), pol, wh.read_register(), run.as_of)
 
 
+def cmd_penalty(args: argparse.Namespace) -> int:
+    """The penalty with its period-by-period breakdown (spec §7)."""
+    from decimal import Decimal, InvalidOperation
+
+    from receivables import settings
+    from receivables.domain.penalties import KeyRates, PenaltyError, compute
+
+    try:
+        principal = Decimal(args.principal.replace(",", ".").replace(" ", ""))
+        rate = Decimal(args.rate_per_day.replace(",", ".")) if args.rate_per_day else None
+        cap = Decimal(args.cap_percent.replace(",", ".")) if args.cap_percent else None
+    except InvalidOperation:
+        raise PenaltyError("--principal, --rate-per-day and --cap-percent must be numbers") from None
+    rates = KeyRates.load(settings.key_rates_path())
+    p = compute(args.method, principal=principal, due=args.due, end=args.paid, rates=rates,
+                rate_per_day=rate, cap_percent=cap)
+    if args.format == "json":
+        print(json.dumps(p.to_json(), ensure_ascii=False, indent=1))
+        return 0
+    from receivables.formatting import date_ru, money
+
+    kop = lambda d: int(d * 100)  # noqa: E731 - Decimal rubles with two places -> kopecks
+    print(f"Метод: {args.method}; долг {money(kop(p.principal))}; срок оплаты {date_ru(p.due)}"
+          + (f" (перенесён на {date_ru(p.due_shifted)}, ст. 193 ГК РФ)" if p.due_shifted != p.due else ""))
+    print(f"{'с':>10} {'по':>10} {'дней':>5} {'ставка':>8} {'база':>16} {'сумма':>14}")
+    for x in p.periods:
+        print(f"{date_ru(x.start):>10} {date_ru(x.end):>10} {x.days:>5} {str(x.rate) + '%':>8} "
+              f"{money(kop(x.base)):>16} {money(kop(x.amount)):>14}" + (f"  {x.note}" if x.note else ""))
+    print(f"Итого: {money(kop(p.total))}" + (" (ограничено лимитом договора)" if p.capped else ""))
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from receivables.onec.emulator.server import serve
 
@@ -126,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--as-of", type=_date, required=True)
     pr.add_argument("--format", choices=["table", "json"], default="table")
     pr.set_defaults(func=cmd_preview)
+
+    pe = sub.add_parser("penalty", help="penalty on a late payment with its period table")
+    pe.add_argument("--principal", required=True, help="debt in rubles, e.g. 250000.00")
+    pe.add_argument("--due", type=_date, required=True, help="due date (moved past days off, ст. 193)")
+    pe.add_argument("--paid", type=_date, required=True, help="payment date, or the calculation date")
+    pe.add_argument("--method", choices=["cbr_395", "contract", "cbr_1_300"], required=True)
+    pe.add_argument("--rate-per-day", help="contract method: percent of the debt a day, e.g. 0.1")
+    pe.add_argument("--cap-percent", help="contract method: cap in percent of the debt")
+    pe.add_argument("--format", choices=["table", "json"], default="table")
+    pe.set_defaults(func=cmd_penalty)
 
     em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
     em.add_argument("--host", default="127.0.0.1")
@@ -157,11 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one readable line for operators, not a traceback
+        from receivables.domain.penalties import PenaltyError
         from receivables.domain.policy import PolicyError
         from receivables.onec.client import ODataError
         from receivables.pipeline import GateFailed
 
-        if isinstance(exc, PolicyError | ODataError | GateFailed | ValueError):
+        if isinstance(exc, PolicyError | ODataError | GateFailed | PenaltyError | ValueError):
             print(f"receivables {args.command}: {exc}", file=sys.stderr)
             return 2
         raise
