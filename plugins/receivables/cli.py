@@ -1,4 +1,4 @@
-"""The `receivables` command (spec §7): preview, penalty, emulator, mailcatcher, demo.
+"""The `receivables` command (spec §7): preview, penalty, claim, emulator, mailcatcher, demo.
 
 Connections are Airflow's (``AIRFLOW_CONN_ONEC_DEFAULT``, ``…_RECEIVABLES_DB`` or the
 metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
@@ -129,6 +129,44 @@ def cmd_penalty(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claim(args: argparse.Namespace) -> int:
+    """The claim letter (HTML and PDF) for one partner, or one of its contracts, on demand."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from receivables import pipeline, settings
+    from receivables.domain.penalties import KeyRates
+    from receivables.extract import read_frames
+    from receivables.reports.claim import ClaimSettings, build_claim, write_claim
+
+    with logs_to_stderr():
+        _preview(args)  # extract and aging as of the date, exactly as a run would
+        pol = pipeline.policy()
+        folder = sorted((settings.data_dir() / "runs" / args.as_of.isoformat()).glob("preview_*"))[-1]
+        frames = read_frames(folder / "extract")
+        aging = pd.read_parquet(folder / "aging.parquet")
+        for col in ("as_of_date", "document_date", "due_date"):
+            aging[col] = aging[col].astype("datetime64[s]")
+        partners = frames["partners"]
+        hit = partners.loc[partners["code"].eq(args.partner) | partners["partner_name"].eq(args.partner)]
+        if hit.empty:
+            raise ValueError(f"no partner with code or name {args.partner!r} in 1C")
+        contract_ref = None
+        if args.contract:
+            c = frames["contracts"]
+            c = c.loc[c["number"].eq(args.contract) & c["partner_ref"].eq(hit["partner_ref"].iloc[0])]
+            if c.empty:
+                raise ValueError(f"partner {args.partner!r} has no contract number {args.contract!r}")
+            contract_ref = c["contract_ref"].iloc[0]
+        cs = ClaimSettings(**pol.claim.model_dump())
+        claim = build_claim(frames, aging, partner_ref=hit["partner_ref"].iloc[0], as_of=args.as_of,
+                            rates=KeyRates.load(settings.key_rates_path()), settings=cs, contract_ref=contract_ref)
+        html, pdf = write_claim(claim, Path(args.out), settings.templates_dir() / "claim", cs)
+    print(f"{pdf}\n{html}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from receivables.onec.emulator.server import serve
 
@@ -168,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--cap-percent", help="contract method: cap in percent of the debt")
     pe.add_argument("--format", choices=["table", "json"], default="table")
     pe.set_defaults(func=cmd_penalty)
+
+    cl = sub.add_parser("claim", help="the claim letter (претензия) for a partner as HTML and PDF")
+    cl.add_argument("--as-of", type=_date, required=True)
+    cl.add_argument("--partner", required=True, help="partner code (Code) or name as in 1C")
+    cl.add_argument("--contract", help="contract number, to claim under one contract only")
+    cl.add_argument("--out", default=".")
+    cl.set_defaults(func=cmd_claim)
 
     em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
     em.add_argument("--host", default="127.0.0.1")

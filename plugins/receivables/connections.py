@@ -69,6 +69,9 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
 def warehouse(conn_id: str = WAREHOUSE_CONN_ID):
     from receivables.store.warehouse import Warehouse
 
+    from receivables import settings
+
     wh = Warehouse(warehouse_url(conn_id))
     wh.create_schema()
+    wh.load_key_rates(settings.key_rates_path())
     return wh

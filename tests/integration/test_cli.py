@@ -66,3 +66,22 @@ def test_wrong_1c_password_is_one_clear_line(env):
     conn["password"] = "wrong"
     out = cli({**e, "AIRFLOW_CONN_ONEC_DEFAULT": json.dumps(conn)}, "preview", "--as-of", AS_OF.isoformat())
     assert out.returncode == 2 and "refused the credentials" in out.stderr and "wrong" not in out.stderr
+
+
+def test_claim_on_demand_for_one_partner(env, tmp_path):
+    e, onec = env
+    partners = {p["Ref_Key"]: p for p in onec.dataset.rows("Catalog_Партнеры")}
+    overdue_partner = onec.dataset.rows("Document_ЗаказКлиента")[0]["Партнер_Key"]
+    code = partners[overdue_partner]["Code"].strip()
+    out = cli(e, "claim", "--as-of", "2026-07-27", "--partner", code, "--out", str(tmp_path))
+    if out.returncode == 2 and "no overdue documents" in out.stderr:
+        pytest.skip("the generated partner has nothing overdue on that date")
+    assert out.returncode == 0, out.stderr[-2000:]
+    pdf = Path(out.stdout.splitlines()[0])
+    assert pdf.exists() and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_claim_for_an_unknown_partner_is_a_clear_error(env, tmp_path):
+    e, _ = env
+    out = cli(e, "claim", "--as-of", "2026-07-27", "--partner", "нет-такого", "--out", str(tmp_path))
+    assert out.returncode == 2 and "no partner with code or name 'нет-такого'" in out.stderr

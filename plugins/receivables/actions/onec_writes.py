@@ -61,6 +61,7 @@ class WriteRequest:
     items: list[WriteItem] = field(default_factory=list)
     deadline: dt.date | None = None
     penalty: int | None = None  # kopecks, when the claim computed one
+    claim_file: str | None = None  # the printed claim letter (PDF)
 
     @property
     def total_outstanding(self) -> int:

@@ -127,7 +127,8 @@ def _items(group: pd.DataFrame) -> list[WriteItem]:
 
 def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, kind: str,
            entity_set: str, make_body: Callable[[WriteRequest, str], dict[str, Any]],
-           texts: TextTemplates, group_keys: list[str]) -> dict[str, int]:
+           texts: TextTemplates, group_keys: list[str],
+           enrich: Callable[[WriteRequest], None] | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     if rows.empty:
         return counts
@@ -147,6 +148,8 @@ def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, ki
             items=_items(group),
             deadline=get_calendar().add_working_days_date(run.as_of, int(first["deadline_business_days"] or 0)),
         )
+        if enrich is not None:
+            enrich(req)
         try:
             text = texts.render(req.template, req=req, items=req.items, today=run.as_of)
             obj, created = ensure_object(client, entity_set, req.ref, make_body(req, text))
@@ -181,4 +184,35 @@ def open_cases(run: Run, pol: Policy, warehouse: Any, client: ODataClient, templ
     rows = acting_rows(run, "case")
     return _write(run, warehouse, client, rows, "case", pol.case_target,
                   lambda req, text: case_body(pol.case_target, req, text, now=now),
-                  TextTemplates(templates_dir / "case"), ["partner_ref", "step_id"])
+                  TextTemplates(templates_dir / "case"), ["partner_ref", "step_id"],
+                  enrich=_claims_for(run, pol, templates_dir))
+
+
+def _claims_for(run: Run, pol: Policy, templates_dir: Path) -> Callable[[WriteRequest], None]:
+    """Print the claim letter (HTML and PDF) for each case and carry its interest into the case."""
+    from receivables import settings
+    from receivables.domain.penalties import KeyRates
+    from receivables.extract import read_frames
+    from receivables.reports.claim import ClaimSettings, build_claim, write_claim
+
+    frames = read_frames(run.folder / "extract")
+    aging = pd.read_parquet(run.folder / "aging.parquet")
+    for col in ("as_of_date", "document_date", "due_date"):
+        aging[col] = aging[col].astype("datetime64[s]")
+    rates = KeyRates.load(settings.key_rates_path())
+    claim_settings = ClaimSettings(**pol.claim.model_dump())
+
+    def enrich(req: WriteRequest) -> None:
+        refs = {i.document_ref for i in req.items}
+        subset = aging.loc[aging["document_ref"].isin(refs)]
+        try:
+            claim = build_claim(frames, subset, partner_ref=req.partner_ref, as_of=run.as_of, rates=rates,
+                                settings=claim_settings)
+        except ValueError as exc:
+            log.warning("no claim letter for case %s: %s", req.ref, exc)
+            return
+        _, pdf = write_claim(claim, run.folder / "claims", templates_dir / "claim", claim_settings)
+        req.penalty = claim.interest
+        req.claim_file = str(pdf)
+
+    return enrich

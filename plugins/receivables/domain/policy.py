@@ -109,6 +109,25 @@ class ContactLimits(_Model):
     weekend_hours: tuple[int, int] = (9, 20)
 
 
+class ClaimPolicy(_Model):
+    """The claim letter (претензия) printed for debt cases."""
+
+    method: Literal["cbr_395", "contract", "cbr_1_300"] = "cbr_395"
+    rate_per_day: Decimal | None = None
+    cap_percent: Decimal | None = None
+    deadline_days: int = Field(default=10, ge=1)
+    signatory: str = "Генеральный директор"
+    signatory_name: str = ""
+    addresses: dict[str, str] = Field(default_factory=dict)
+    bank_details: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _contract(self) -> ClaimPolicy:
+        if self.method == "contract" and self.rate_per_day is None:
+            raise ValueError("method contract needs rate_per_day (percent of the debt a day)")
+        return self
+
+
 class Policy(_Model):
     timezone: str = "Europe/Moscow"
     calendar: Literal["RU"] = "RU"
@@ -120,6 +139,7 @@ class Policy(_Model):
     recipient: Recipient = Field(default_factory=Recipient)
     senders: Senders = Field(default_factory=Senders)
     private_persons: ContactLimits = Field(default_factory=ContactLimits)
+    claim: ClaimPolicy = Field(default_factory=ClaimPolicy)
     pools: list[Pool] = Field(min_length=1)
 
     @field_validator("timezone")

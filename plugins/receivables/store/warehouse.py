@@ -95,6 +95,20 @@ class Warehouse:
                     conn.execute(text(f"DROP VIEW IF EXISTS {path.stem}"))
                     conn.execute(text(f"CREATE VIEW {path.stem} AS {body}"))
 
+    def load_key_rates(self, csv_path: Path) -> int:
+        """The Bank of Russia key rates for SQL users (table key_rate), replaced from the CSV."""
+        import csv
+
+        from receivables.store.schema import key_rate
+
+        with open(csv_path, encoding="utf-8") as fh:
+            rows = [{"date_from": dt.date.fromisoformat(r["date_from"]), "rate_percent": Decimal(r["rate_percent"]),
+                     "verified": r.get("verified", "").strip().lower() == "yes"} for r in csv.DictReader(fh)]
+        with self.engine.begin() as conn:
+            conn.execute(delete(key_rate))
+            conn.execute(insert(key_rate), rows)
+        return len(rows)
+
     def tables(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
 
