@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean system-deps
 
 venv: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: venv
 	$(BIN)/receivables demo
 
-test: venv
+# Debian tools the tests use to look at PDFs as a person would (pdftotext, pdftoppm).
+system-deps:
+	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
+
+test: venv system-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv
