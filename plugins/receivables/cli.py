@@ -167,6 +167,17 @@ def cmd_claim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rates(args: argparse.Namespace) -> int:
+    """Merge the Bank of Russia's key rates into the project's table (needs network)."""
+    from receivables import settings
+    from receivables.keyrates import refresh
+
+    path = settings.key_rates_path()
+    added, last = refresh(path, start=args.start, end=args.end or dt.date.today())
+    print(f"{path}: {added} new rate decision(s); the table now covers through {last}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from receivables.onec.emulator.server import serve
 
@@ -213,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--contract", help="contract number, to claim under one contract only")
     cl.add_argument("--out", default=".")
     cl.set_defaults(func=cmd_claim)
+
+    ra = sub.add_parser("rates", help="key rates of the Bank of Russia")
+    ra_sub = ra.add_subparsers(dest="rates_command", required=True)
+    rf = ra_sub.add_parser("refresh", help="fetch the key rates from cbr.ru and merge them (network needed)")
+    rf.add_argument("--start", type=_date, default=dt.date(2013, 9, 13))
+    rf.add_argument("--end", type=_date, default=None)
+    rf.set_defaults(func=cmd_rates)
 
     em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
     em.add_argument("--host", default="127.0.0.1")
