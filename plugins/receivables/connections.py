@@ -67,9 +67,8 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
 
 
 def warehouse(conn_id: str = WAREHOUSE_CONN_ID):
-    from receivables.store.warehouse import Warehouse
-
     from receivables import settings
+    from receivables.store.warehouse import Warehouse
 
     wh = Warehouse(warehouse_url(conn_id))
     wh.create_schema()
