@@ -1,4 +1,5 @@
-"""The `receivables` command (spec §7): preview, penalty, claim, emulator, mailcatcher, demo.
+"""The `receivables` command (spec §7): preview, penalty, claim, report, rates, emulator,
+mailcatcher, demo.
 
 Connections are Airflow's (``AIRFLOW_CONN_ONEC_DEFAULT``, ``…_RECEIVABLES_DB`` or the
 metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
@@ -178,6 +179,21 @@ def cmd_rates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The analysts' aging report (workbook and HTML) from the warehouse."""
+    from pathlib import Path
+
+    from receivables import pipeline
+    from receivables.connections import warehouse
+    from receivables.reports.report import write_report
+
+    with logs_to_stderr():
+        pol = pipeline.policy()
+        xlsx, html = write_report(warehouse(), args.as_of, Path(args.out), bounds=pol.aging_buckets, tz=pol.timezone)
+    print(f"{xlsx}\n{html}")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from receivables.onec.emulator.server import serve
 
@@ -231,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--start", type=_date, default=dt.date(2013, 9, 13))
     rf.add_argument("--end", type=_date, default=None)
     rf.set_defaults(func=cmd_rates)
+
+    rp = sub.add_parser("report", help="the aging report (.xlsx and .html) from the warehouse")
+    rp.add_argument("--as-of", type=_date, required=True)
+    rp.add_argument("--out", default="reports")
+    rp.set_defaults(func=cmd_report)
 
     em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
     em.add_argument("--host", default="127.0.0.1")

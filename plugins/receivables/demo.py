@@ -143,7 +143,9 @@ def print_summary(s: dict, folder: Path, demo: Path, seconds: float) -> None:
     print("  actions by kind and status: " + (", ".join(f"{k} {v}" for k, v in outcomes.items()) or "none"))
     print("  decisions: " + ", ".join(f"{k} {v}" for k, v in (s.get("decisions") or {}).items()))
     print(f"  emails caught:              {len(mail)} in {demo / 'mail'}")
-    print(f"  report:                     {folder / 'report.html'}")
+    for path in sorted((folder / "report").glob("aging_*.*")):
+        if path.suffix in (".html", ".xlsx"):
+            print(f"  report ({path.suffix[1:]}):{' ' * (19 - len(path.suffix))}{path}")
     print(f"  warehouse (SQLite):         {demo / 'warehouse.db'}")
     print(f"  run files:                  {folder}")
     print(f"Done in {seconds:.0f}s; the emulator and the mail catcher are stopped.")

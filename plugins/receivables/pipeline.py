@@ -118,7 +118,17 @@ def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True)
     snap.to_parquet(run.folder / "aging.parquet", index=False)
     rows = warehouse.replace_snapshot(run.as_of, snap, infobase=run.infobase) if write_snapshot else len(snap)
     by_bucket = snap.groupby("bucket")["outstanding"].sum()
+    orders = frames["orders"]
+    live = orders["posted"] & ~orders["deleted"]
+    as_of_ts = pd.Timestamp(run.as_of)
+
+    def sales(days: int) -> int:
+        recent = live & (orders["document_date"] > as_of_ts - pd.Timedelta(days=days))
+        return int(orders.loc[recent, "amount"].fillna(0).astype("int64").sum())
+
     return {
+        "sales_30d": sales(30),
+        "sales_90d": sales(90),
         "open_documents": int(rows),
         "outstanding": int(snap["outstanding"].sum()),
         "by_bucket": {str(k): int(v) for k, v in by_bucket.items()},
@@ -231,16 +241,18 @@ def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
         run_id=run.run_id, as_of_date=run.as_of, mode=run.mode, acting=bool(stats.get("acting")),
         counts=summary["outcomes"], documents_read=int(stats.get("documents_read", 0)),
         open_documents=int(stats.get("open_documents", 0)),
-        outstanding=int(stats.get("outstanding", 0)))
+        outstanding=int(stats.get("outstanding", 0)), sales_30d=stats.get("sales_30d"),
+        sales_90d=stats.get("sales_90d"))
     log.info("run %s as of %s: %s", run.run_id, run.as_of, summary["outcomes"] or "no actions")
     return summary
 
 
 def write_report(run: Run, warehouse: Any, summary: dict[str, Any]) -> str:
-    """The run's HTML report beside its extract; returns its path."""
-    from receivables.reports.run_report import render_run_report
+    """The analysts' report (workbook and HTML) for the run's date, in the run's folder."""
+    from receivables.reports.report import write_report as build
 
-    snap = pd.read_parquet(run.folder / "aging.parquet")
-    path = run.folder / "report.html"
-    path.write_text(render_run_report(run, snap, summary), encoding="utf-8")
-    return str(path)
+    pol = policy()
+    _, html = build(warehouse, run.as_of, run.folder / "report", bounds=pol.aging_buckets, run_id=run.run_id,
+                    tz=pol.timezone, run={"run_id": run.run_id, "mode": run.mode,
+                                          "acting": bool(summary.get("acting"))})
+    return str(html)

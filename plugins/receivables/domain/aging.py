@@ -22,7 +22,7 @@ AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
     "organization_ref", "organization_name", "contract_ref", "manager_ref", "manager_name",
     "settlement", "due_date", "amount", "paid", "outstanding", "days_overdue",
-    "business_days_overdue", "bucket", "partner_debt", "contract_debt",
+    "business_days_overdue", "bucket", "partner_debt", "contract_debt", "segment",
 ]
 
 
@@ -169,7 +169,9 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     partners = frames["partners"][["partner_ref", "partner_name"]].drop_duplicates("partner_ref")
     orgs = frames["organizations"][["organization_ref", "organization_name"]].drop_duplicates("organization_ref")
     mgrs = frames["managers"][["manager_ref", "manager_name"]].drop_duplicates("manager_ref")
-    out = orders.merge(partners, on="partner_ref", how="left").merge(
+    seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
+    seg = seg.drop_duplicates("partner_ref")[["partner_ref", "segment_name"]].rename(columns={"segment_name": "segment"})
+    out = orders.merge(partners, on="partner_ref", how="left").merge(seg, on="partner_ref", how="left").merge(
         orgs, on="organization_ref", how="left").merge(mgrs, on="manager_ref", how="left")
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")

@@ -45,6 +45,7 @@ aging_snapshot = Table(
     Column("bucket", String(16)),
     Column("partner_debt", MONEY),
     Column("contract_debt", MONEY),
+    Column("segment", Text),
     UniqueConstraint("infobase", "as_of_date", "document_ref", name="uq_aging_snapshot"),
     Index("ix_aging_snapshot_as_of", "as_of_date"),
 )
@@ -101,6 +102,8 @@ run_summary = Table(
     Column("documents_read", Integer),
     Column("open_documents", Integer),
     Column("outstanding", MONEY),
+    Column("sales_30d", MONEY),
+    Column("sales_90d", MONEY),
 )
 
 run_lock = Table(

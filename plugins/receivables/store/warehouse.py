@@ -15,7 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, create_engine, delete, event, insert, inspect, select, text, update
+from sqlalchemy import (
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from receivables.store.schema import (
@@ -162,6 +173,26 @@ class Warehouse:
         return len(payload)
 
     # -- register ----------------------------------------------------------------------
+
+    def snapshot_totals(self) -> pd.DataFrame:
+        """Outstanding and documents per (as_of_date, bucket) over every stored date."""
+        q = (select(aging_snapshot.c.as_of_date, aging_snapshot.c.bucket,
+                    func.count().label("documents"), func.sum(aging_snapshot.c.outstanding).label("outstanding"))
+             .group_by(aging_snapshot.c.as_of_date, aging_snapshot.c.bucket))
+        with self.engine.connect() as conn:
+            df = pd.DataFrame(conn.execute(q).all(), columns=["as_of_date", "bucket", "documents", "outstanding"])
+        df["outstanding"] = _kopecks(df["outstanding"])
+        df["as_of_date"] = pd.to_datetime(df["as_of_date"]).astype("datetime64[s]")
+        return df
+
+    def snapshot_members(self, dates: Iterable[dt.date]) -> pd.DataFrame:
+        """(as_of_date, document_ref) of the open documents on the given dates."""
+        q = select(aging_snapshot.c.as_of_date, aging_snapshot.c.document_ref).where(
+            aging_snapshot.c.as_of_date.in_(list(dates)))
+        with self.engine.connect() as conn:
+            df = pd.DataFrame(conn.execute(q).all(), columns=["as_of_date", "document_ref"])
+        df["as_of_date"] = pd.to_datetime(df["as_of_date"]).astype("datetime64[s]")
+        return df
 
     def read_register(self, document_refs: Iterable[str] | None = None) -> pd.DataFrame:
         q = select(collection_register)
@@ -325,12 +356,14 @@ class Warehouse:
 
     def save_run_summary(self, *, run_id: str, as_of_date: dt.date, mode: str, acting: bool,
                          counts: dict[str, int], documents_read: int, open_documents: int,
-                         outstanding: int, started_at: dt.datetime | None = None) -> None:
+                         outstanding: int, started_at: dt.datetime | None = None,
+                         sales_30d: int | None = None, sales_90d: int | None = None) -> None:
         now = _now()
         values = {"run_id": run_id, "as_of_date": as_of_date, "mode": mode, "acting": acting,
                   "started_at": started_at or now, "finished_at": now, "counts": json.dumps(counts),
                   "documents_read": documents_read, "open_documents": open_documents,
-                  "outstanding": _rubles(outstanding)}
+                  "outstanding": _rubles(outstanding), "sales_30d": _rubles(sales_30d),
+                  "sales_90d": _rubles(sales_90d)}
         stmt = _insert(self.engine)(run_summary)
         stmt = stmt.on_conflict_do_update(index_elements=["run_id"],
                                           set_={k: stmt.excluded[k] for k in values if k != "run_id"})

@@ -1,0 +1,220 @@
+"""The analysts' aging report: an .xlsx workbook (openpyxl) and a self-contained .html page
+with inline SVG charts (matplotlib), both from the warehouse for one as-of date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from receivables import formatting
+from receivables.domain.aging import bucket_labels
+from receivables.reports.analytics import DEFINITIONS, ReportData, effectiveness, kpis, pivot_by
+
+MONEY_FORMAT = '#,##0.00 "₽"'
+BUCKET_NAMES = {"not_due": "не просрочено"}
+
+
+def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: str = "Europe/Moscow") -> ReportData:
+    snap = warehouse.read_snapshot(as_of)
+    if snap.empty:
+        raise ValueError(f"no aging snapshot for {as_of} in the warehouse: run receivables_daily for that date first")
+    history = warehouse.snapshot_totals()
+    register = warehouse.read_register()
+    dates = np.sort(history["as_of_date"].unique())
+    members = warehouse.snapshot_members([pd.Timestamp(d).date() for d in dates])
+    seg = snap[["document_ref", "segment"]]
+    members = members.merge(seg, on="document_ref", how="left")
+    eff = effectiveness(register, members, dates, tz=tz)
+    log = warehouse.read_log()
+    actions = pd.DataFrame(columns=["day", "action", "outcome", "count"])
+    if len(log):
+        log["day"] = pd.to_datetime(log["as_of_date"]).dt.date
+        actions = (log.loc[log["outcome"].isin(["sent", "failed", "skipped", "superseded", "planned", "hold"])]
+                   .groupby(["day", "action", "outcome"]).size().reset_index(name="count"))
+    mine = register.loc[register["as_of_date"].astype("str").eq(as_of.isoformat())]
+    if run_id:
+        mine = register.loc[register["run_id"].eq(run_id)]
+    cases = register.loc[register["action"].eq("case")].groupby("status").size().reset_index(name="count")
+    summaries = warehouse.read_run_summaries()
+    summary = None
+    if len(summaries):
+        day = summaries.loc[summaries["as_of_date"].astype("str").eq(as_of.isoformat())]
+        if len(day):
+            last = day.sort_values("finished_at").iloc[-1]
+            summary = {k: (None if pd.isna(last[k]) else int(round(float(last[k]) * 100)))
+                       for k in ("sales_30d", "sales_90d")}
+    data = ReportData(as_of, snap, history, eff, actions, mine, cases)
+    data.kpis = kpis(as_of, snap, history, summary)
+    return data
+
+
+# -- charts -----------------------------------------------------------------------------
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def charts(data: ReportData, labels: list[str]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 9, "svg.fonttype": "path"})
+    out = {}
+    by_bucket = data.snapshot.groupby("bucket")["outstanding"].sum().reindex(labels, fill_value=0) / 100
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar([BUCKET_NAMES.get(b, b) for b in labels], by_bucket.to_numpy(dtype="float64") / 1e6, color="#4a78b5")
+    ax.set_ylabel("млн ₽")
+    ax.set_title("Задолженность по срокам просрочки")
+    out["buckets"] = _svg(fig)
+
+    hist = data.history.pivot_table(index="as_of_date", columns="bucket", values="outstanding", aggfunc="sum",
+                                    fill_value=0).reindex(columns=labels, fill_value=0) / 100 / 1e6
+    fig, ax = plt.subplots(figsize=(7, 3))
+    if len(hist) > 1:
+        import matplotlib.dates as mdates
+
+        x = mdates.date2num(pd.DatetimeIndex(hist.index).to_pydatetime())
+        ax.stackplot(x, hist.T.to_numpy(dtype="float64"), labels=[BUCKET_NAMES.get(b, b) for b in labels])
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m"))
+    else:
+        ax.bar([str(pd.Timestamp(d).date()) for d in hist.index], hist.sum(axis=1).to_numpy(dtype="float64"))
+    ax.set_ylabel("млн ₽")
+    ax.set_title("Динамика задолженности по сохранённым снимкам")
+    ax.legend(loc="upper left", fontsize=7, ncols=5)
+    fig.autofmt_xdate()
+    out["trend"] = _svg(fig)
+
+    eff = data.effectiveness.loc[data.effectiveness["segment"].eq("все")]
+    eff = eff.assign(paid_share=pd.to_numeric(eff["paid_share"], errors="coerce")).dropna(subset=["paid_share"])
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    if len(eff):
+        pivot = eff.pivot_table(index="step_id", columns="group", values="paid_share", aggfunc="mean") * 100
+        pivot.plot.bar(ax=ax, rot=0)
+        ax.set_ylabel("% оплачено")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "нет данных: ещё не было напоминаний с измеримым результатом", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title("Оплата после напоминаний")
+    out["effectiveness"] = _svg(fig)
+    return out
+
+
+# -- workbook ---------------------------------------------------------------------------
+
+def _sheet(wb, title: str, df: pd.DataFrame, money_cols: set[str], date_cols: set[str] = frozenset()):
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(title)
+    ws.append([str(c) for c in df.columns])
+    for row in df.itertuples(index=False):
+        values = []
+        for col, v in zip(df.columns, row, strict=True):
+            if pd.isna(v) if not isinstance(v, (list, dict)) else False:
+                values.append(None)
+            elif col in money_cols:
+                values.append(float(formatting.rub(int(v))))  # Excel holds doubles; exact to the kopeck here
+            elif col in date_cols:
+                values.append(pd.Timestamp(v).date())
+            elif isinstance(v, np.integer):
+                values.append(int(v))
+            elif isinstance(v, np.floating):
+                values.append(float(v))
+            else:
+                values.append(v)
+        ws.append(values)
+    for i, col in enumerate(df.columns, start=1):
+        letter = get_column_letter(i)
+        ws.column_dimensions[letter].width = max(12, min(45, len(str(col)) + 4))
+        fmt = MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols else None)
+        if fmt:
+            for cell in ws[letter][1:]:
+                cell.number_format = fmt
+    ws.freeze_panes = "A2"
+    if len(df):
+        ws.auto_filter.ref = ws.dimensions
+    return ws
+
+
+def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    k = data.kpis
+    summary = pd.DataFrame([
+        ("Дата отчёта", data.as_of.strftime("%d.%m.%Y")), ("Открытых документов", k["documents"]),
+        ("Контрагентов с долгом", k["partners"]), ("Задолженность, ₽", float(formatting.rub(k["outstanding"]))),
+        ("Просрочено, ₽", float(formatting.rub(k["overdue"]))), ("DSO, дней", k["dso"]), ("CEI, %", k["cei"]),
+    ], columns=["показатель", "значение"])
+    ws = _sheet(wb, "Сводка", summary, set())
+    for row in (5, 6):
+        ws.cell(row=row, column=2).number_format = MONEY_FORMAT
+    for title, col in (("По организациям", "organization_name"), ("По менеджерам", "manager_name"),
+                       ("По сегментам", "segment")):
+        p = pivot_by(data.snapshot, col, labels).reset_index().rename(columns={col: "группа"})
+        _sheet(wb, title, p, set(p.columns) - {"группа"})
+    top = (data.snapshot.groupby(["partner_name"], dropna=False)
+           .agg(documents=("document_ref", "size"), outstanding=("outstanding", "sum"),
+                max_days_overdue=("days_overdue", "max")).reset_index()
+           .sort_values("outstanding", ascending=False).head(50))
+    _sheet(wb, "Крупнейшие должники", top, {"outstanding"})
+    docs = data.snapshot[["document_number", "document_date", "partner_name", "organization_name", "manager_name",
+                          "due_date", "amount", "paid", "outstanding", "days_overdue", "business_days_overdue",
+                          "bucket"]].sort_values(["days_overdue"], ascending=False)
+    _sheet(wb, "Открытые документы", docs, {"amount", "paid", "outstanding"}, {"document_date", "due_date"})
+    acts = data.run_actions[["document_number", "step_id", "action", "target", "status", "sent_at", "detail"]].copy()
+    acts["sent_at"] = acts["sent_at"].astype("str").replace("NaT", "")
+    _sheet(wb, "Действия запуска", acts, set())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+# -- HTML -------------------------------------------------------------------------------
+
+def write_html(data: ReportData, path: Path, labels: list[str], *, run: dict[str, Any] | None = None) -> Path:
+    env = Environment(loader=PackageLoader("receivables.reports", "templates"), autoescape=select_autoescape(["html"]))
+    formatting.install_filters(env)
+    by_bucket = (data.snapshot.groupby("bucket").agg(documents=("document_ref", "size"),
+                                                     outstanding=("outstanding", "sum"))
+                 .reindex(labels, fill_value=0).reset_index())
+    top = (data.snapshot.groupby("partner_name", dropna=False)["outstanding"].sum().sort_values(ascending=False)
+           .head(15).reset_index())
+    eff = data.effectiveness.loc[data.effectiveness["segment"].eq("все")]
+    html = env.get_template("report.html").render(
+        data=data, k=data.kpis, labels=labels, names=BUCKET_NAMES, charts=charts(data, labels), run=run or {},
+        by_bucket=by_bucket.to_dict("records"), top=top.to_dict("records"), eff=eff.to_dict("records"),
+        actions=data.actions.groupby(["action", "outcome"])["count"].sum().reset_index().to_dict("records")
+        if len(data.actions) else [], cases=data.cases.to_dict("records"), definitions=DEFINITIONS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def write_report(warehouse: Any, as_of: dt.date, out: Path, *, bounds: list[int] | None = None,
+                 run_id: str | None = None, tz: str = "Europe/Moscow", run: dict[str, Any] | None = None
+                 ) -> tuple[Path, Path]:
+    labels = bucket_labels(bounds or [30, 60, 90])
+    data = collect(warehouse, as_of, run_id=run_id, tz=tz)
+    stem = f"aging_{as_of.isoformat()}"
+    xlsx = write_workbook(data, out / f"{stem}.xlsx", labels)
+    html = write_html(data, out / f"{stem}.html", labels, run=run)
+    (out / f"{stem}.json").write_text(json.dumps({"kpis": data.kpis}, default=str, ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
+    return xlsx, html

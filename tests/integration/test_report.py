@@ -1,0 +1,110 @@
+"""The analysts' report: history from a backfill, workbook totals equal the warehouse, the HTML
+page rendered by headless Chromium with its charts and tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import text
+from test_exactly_once import AS_OF, World, default_policy
+
+from harness import CaughtMail, SmtpServer
+from receivables.domain.calendar import get_calendar
+from receivables.onec.emulator.generator import generate_company
+from receivables.onec.emulator.server import EmulatorServer
+from receivables.reports.report import write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    mail = CaughtMail()
+    with EmulatorServer(generate_company(seed=3, scale=0.03, end_date=AS_OF)) as onec, SmtpServer(mail) as smtp:
+        world = World(tmp, onec, smtp, mail)
+        pol = default_policy()
+        # a month of backfill (auto mode, past dates: compute and record only), then today live
+        start = AS_OF - dt.timedelta(days=30)
+        days = [start + dt.timedelta(days=i) for i in range(31)]
+        working = [d for d in days if get_calendar().is_working_date(d) and d < AS_OF]
+        for d in working:
+            world.run(policy=pol, mode="auto", as_of=d)
+        world.run(policy=pol, mode="live")
+        wh = world.warehouse()
+        xlsx, html = write_report(wh, AS_OF, tmp / "out")
+        yield wh, xlsx, html, working, tmp
+
+
+def test_backfill_fills_a_snapshot_for_every_working_day(reported):
+    wh, _, _, working, _ = reported
+    with wh.engine.connect() as conn:
+        dates = {r[0] for r in conn.execute(text("SELECT DISTINCT as_of_date FROM aging_snapshot"))}
+    assert {str(d) for d in working} | {str(AS_OF)} == {str(d) for d in dates}
+
+
+def test_workbook_sheets_totals_and_formats(reported):
+    wh, xlsx, _, _, _ = reported
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["Сводка", "По организациям", "По менеджерам", "По сегментам", "Крупнейшие должники",
+                             "Открытые документы", "Действия запуска"]
+    snap = wh.read_snapshot(AS_OF)
+    expected = int(snap["outstanding"].sum())
+    docs = wb["Открытые документы"]
+    header = [c.value for c in docs[1]]
+    col = header.index("outstanding") + 1
+    total = sum(round(docs.cell(row=r, column=col).value * 100) for r in range(2, docs.max_row + 1))
+    assert total == expected and docs.max_row - 1 == len(snap)
+    assert docs.cell(row=2, column=col).number_format == '#,##0.00 "₽"'
+    assert docs.freeze_panes == "A2" and docs.auto_filter.ref
+    orgs = wb["По организациям"]
+    org_total = sum(round(orgs.cell(row=r, column=orgs.max_column).value * 100) for r in range(2, orgs.max_row + 1))
+    assert org_total == expected
+    assert round(wb["Сводка"]["B5"].value * 100) == expected
+    acts = wb["Действия запуска"]
+    assert acts.max_row > 1
+
+
+def test_html_report_is_self_contained_and_renders_in_headless_chromium(reported):
+    _, _, html, _, tmp = reported
+    page = html.read_text(encoding="utf-8")
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        'xmlns:xlink="http://www.w3.org/1999/xlink"', "") or "cdn" not in page
+    assert page.count("<svg") == 3 and "Эффективность напоминаний" in page and "DSO" in page
+    if CHROMIUM is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, capture_output=True)
+    chromium = shutil.which("chromium")
+    shot = tmp / "report.png"
+    profile = tempfile.mkdtemp()
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                    "--window-size=1200,2400", f"--screenshot={shot}", html.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    dump = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--no-first-run",
+                           f"--user-data-dir={profile}", "--dump-dom", html.as_uri()],
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+    for heading in ("Задолженность по срокам", "Динамика", "Крупнейшие должники", "Эффективность напоминаний"):
+        assert heading in dump
+    assert dump.count("<svg") == 3
+
+
+def test_sql_views_agree_with_the_snapshot(reported):
+    wh = reported[0]
+    snap = wh.read_snapshot(AS_OF)
+    with wh.engine.connect() as conn:
+        by_bucket = conn.execute(text("SELECT SUM(outstanding) FROM v_aging_by_bucket WHERE as_of_date = :d"),
+                                 {"d": AS_OF}).scalar()
+        eff = conn.execute(text("SELECT step_id, reminded, paid_since FROM v_effectiveness_by_step")).all()
+        status = conn.execute(text("SELECT SUM(register_rows) FROM v_register_status")).scalar()
+    assert round(float(by_bucket) * 100) == int(snap["outstanding"].sum())
+    reg = wh.read_register()
+    assert eff and eff[0][1] == int(reg["sent_at"].notna().sum())
+    assert status == len(reg)
