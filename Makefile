@@ -19,10 +19,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: venv
 	$(BIN)/receivables demo
 
-# Debian tools the tests use to look at PDFs as a person would (pdftotext, pdftoppm).
+# Debian tools the tests use to look at what users see: PDFs (pdftotext, pdftoppm) and
+# the HTML report (headless Chromium).
 system-deps:
-	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
+	@if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null || ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils chromium >/dev/null; \
+	fi
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q

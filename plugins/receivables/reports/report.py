@@ -178,6 +178,10 @@ def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
                           "due_date", "amount", "paid", "outstanding", "days_overdue", "business_days_overdue",
                           "bucket"]].sort_values(["days_overdue"], ascending=False)
     _sheet(wb, "Открытые документы", docs, {"amount", "paid", "outstanding"}, {"document_date", "due_date"})
+    eff = data.effectiveness.rename(columns={"step_id": "шаг", "group": "группа", "segment": "сегмент"})
+    ws = _sheet(wb, "Эффективность", eff, set())
+    for cell in ws["G"][1:]:
+        cell.number_format = "0.0%"
     acts = data.run_actions[["document_number", "step_id", "action", "target", "status", "sent_at", "detail"]].copy()
     acts["sent_at"] = acts["sent_at"].astype("str").replace("NaT", "")
     _sheet(wb, "Действия запуска", acts, set())
