@@ -161,30 +161,54 @@ class EntitySet:
         self.version = 0
         self.dirty = False  # the live list was handed out: re-check order before use
         self._indexes: dict[str, dict[Any, list[int]]] = {}
-        self._by_key: dict[tuple, Row] | None = None
+        self._by_key: dict[Any, Row] | None = None
         self.cache: OrderedDict[tuple, list[Row]] = OrderedDict()
         self._counter = 0
         self.rows.sort(key=self.sort_key)
 
+    def __eq__(self, other: object) -> bool:
+        """Same name, fields and rows (so two generated companies compare by content)."""
+        if not isinstance(other, EntitySet):
+            return NotImplemented
+        return self.name == other.name and self.fields == other.fields and self.rows == other.rows
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"EntitySet({self.name!r}, {len(self.rows)} rows)"
+
     # -- keys ---------------------------------------------------------------------
 
-    def sort_key(self, row: Row) -> tuple:
-        """Natural order: GUIDs as lower-case text, LineNumber as a number."""
-        out = []
-        for f in self.key:
-            v = row.get(f)
-            if f == "LineNumber":
-                try:
-                    v = int(v)
-                except (TypeError, ValueError):
-                    v = 0
-            elif isinstance(v, str):
-                v = v.lower()
-            out.append(v)
-        return tuple(out)
+    def sort_key(self, row: Row) -> Any:
+        """Natural order: GUIDs as lower-case text, LineNumber as a number.
 
-    def key_of(self, row: Row) -> tuple:
-        return self.sort_key(row)
+        Objects key on the bare Ref_Key string (cheap to sort a million of), tabular
+        sections on (Ref_Key, LineNumber), registers on the tuple of their dimensions.
+        """
+        if self.kind == "object":
+            v = row.get("Ref_Key")
+            return v.lower() if isinstance(v, str) else ""
+        if self.kind == "rows":
+            v = row.get("Ref_Key")
+            try:
+                line = int(row.get("LineNumber"))
+            except (TypeError, ValueError):
+                line = 0
+            return (v.lower() if isinstance(v, str) else "", line)
+        return tuple(str(row.get(f, "")).lower() for f in self.key)
+
+    def make_key(self, key: str | tuple) -> Any:
+        """A lookup key in sort_key's form from a Ref_Key or a tuple of key values."""
+        if isinstance(key, str):
+            key = (key,)
+        if self.kind == "object":
+            return str(key[0]).lower()
+        if self.kind == "rows":
+            try:
+                return (str(key[0]).lower(), int(key[1]))
+            except (IndexError, TypeError, ValueError):
+                return None
+        return tuple(str(k).lower() for k in key)
 
     def touch(self) -> None:
         """Forget indexes and cached query results after a change."""
@@ -203,7 +227,7 @@ class EntitySet:
             self.rows.sort(key=self.sort_key)
         self.touch()
 
-    def by_key(self) -> dict[tuple, Row]:
+    def by_key(self) -> dict[Any, Row]:
         if self._by_key is None:
             self._by_key = {self.sort_key(r): r for r in self.rows}
         return self._by_key
@@ -279,6 +303,11 @@ class Dataset:
         self.truth = truth or {}
         self.lock = threading.RLock()
 
+    @property
+    def end_date(self) -> dt.date | None:
+        """The last day of the generated history (no payment is dated after it)."""
+        return self.meta.get("end_date")
+
     @classmethod
     def from_rows(cls, rows: Mapping[str, list[Row]], *, meta: dict[str, Any] | None = None,
                   truth: dict[str, Any] | None = None) -> Dataset:
@@ -314,9 +343,7 @@ class Dataset:
         with self.lock:
             ent = self.entity(name)
             ent.refresh()
-            if isinstance(key, str):
-                key = (key.lower(),)
-            return ent.by_key().get(tuple(k.lower() if isinstance(k, str) else k for k in key))
+            return ent.by_key().get(ent.make_key(key))
 
     def lookup(self, name: str, field: str, value: Any) -> list[Row]:
         """Rows whose ``field`` equals ``value`` (indexed)."""
@@ -386,7 +413,7 @@ class Dataset:
             ref = row.get("Ref_Key")
             if not ref or ref == EMPTY_GUID:
                 ref = row["Ref_Key"] = str(uuid.uuid4())
-            if ent.by_key().get((ref,)) is not None:
+            if ent.by_key().get(ent.make_key(ref)) is not None:
                 raise ConflictError(ref)
             numbering = NUMBERING.get(name)
             if numbering and not str(row.get(numbering[0], "")).strip():
@@ -403,7 +430,7 @@ class Dataset:
         with self.lock:
             ent = self.entity(name)
             ent.refresh()
-            row = ent.by_key().get((ref.lower(),))
+            row = ent.by_key().get(ent.make_key(ref))
             if row is None:
                 return None
             for f, v in body.items():
