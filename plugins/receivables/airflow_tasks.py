@@ -175,6 +175,12 @@ def record_outcomes(run: dict[str, str], extracted: dict[str, Any], aged: dict[s
 def report(run: dict[str, str], summary: dict[str, Any]) -> str:
     """The analysts' report of the run (HTML and workbook) in the run folder."""
     from receivables import pipeline
-    from receivables.connections import warehouse
+    from receivables.connections import onec_client, warehouse
+    from receivables.onec.client import ODataError
 
-    return pipeline.write_report(_run(run), warehouse(), summary)
+    with onec_client() as client:
+        try:
+            return pipeline.write_report(_run(run), warehouse(), summary, client=client)
+        except ODataError as exc:  # the report must not fail the run because 1C is busy now
+            print(f"case stages not read back from 1C: {exc}")
+            return pipeline.write_report(_run(run), warehouse(), summary)

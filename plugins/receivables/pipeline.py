@@ -247,12 +247,14 @@ def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def write_report(run: Run, warehouse: Any, summary: dict[str, Any]) -> str:
-    """The analysts' report (workbook and HTML) for the run's date, in the run's folder."""
+def write_report(run: Run, warehouse: Any, summary: dict[str, Any], client: Any = None) -> str:
+    """The analysts' report (workbook and HTML) for the run's date, in the run's folder;
+    with a 1C client, the debt cases' stages are read back from 1C."""
     from receivables.reports.report import write_report as build
 
     pol = policy()
+    templates = {s.id: s.template for _, _, s in pol.steps()}
     _, html = build(warehouse, run.as_of, run.folder / "report", bounds=pol.aging_buckets, run_id=run.run_id,
-                    tz=pol.timezone, run={"run_id": run.run_id, "mode": run.mode,
-                                          "acting": bool(summary.get("acting"))})
+                    tz=pol.timezone, templates=templates, client=client, case_set=pol.case_target,
+                    run={"run_id": run.run_id, "mode": run.mode, "acting": bool(summary.get("acting"))})
     return str(html)

@@ -107,3 +107,16 @@ def test_sql_views_agree_with_the_snapshot(reported):
     reg = wh.read_register()
     assert eff and eff[0][1] == int(reg["sent_at"].notna().sum())
     assert status == len(reg)
+
+
+def test_case_stages_are_read_back_from_1c():
+    from receivables.onec.client import ODataClient, ODataConfig
+    from receivables.reports.report import case_states
+
+    with EmulatorServer(generate_company(seed=3, scale=0.01, end_date=AS_OF)) as onec:
+        refs = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(1, 4)]
+        with ODataClient(ODataConfig(base_url=onec.url, login="Администратор", password="1c-demo")) as c:
+            for ref, status in zip(refs, ["ВРаботе", "ВРаботе", "Выиграна"], strict=True):
+                c.post("Catalog_СделкиСКлиентами", {"Ref_Key": ref, "Description": "Долг", "Статус": status})
+            states = case_states(c, "Catalog_СделкиСКлиентами", refs + ["00000000-0000-4000-8000-0000000000ff"])
+    assert states == {refs[0]: "ВРаботе", refs[1]: "ВРаботе", refs[2]: "Выиграна"}

@@ -21,7 +21,22 @@ MONEY_FORMAT = '#,##0.00 "₽"'
 BUCKET_NAMES = {"not_due": "не просрочено"}
 
 
-def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: str = "Europe/Moscow") -> ReportData:
+def case_states(client: Any, entity_set: str, refs: list[str]) -> dict[str, str]:
+    """Each case's state as 1C has it now (Статус), read back in small batches of GUIDs."""
+    meta = client.metadata().get(entity_set, {})
+    if "Статус" not in meta:
+        return {}
+    states: dict[str, str] = {}
+    for start in range(0, len(refs), 30):  # long `or` chains overflow 1C's URL limit
+        chunk = refs[start:start + 30]
+        flt = " or ".join(f"Ref_Key eq guid'{r}'" for r in chunk)
+        for row in client.fetch_all(entity_set, ["Ref_Key", "Статус"], orderby="Ref_Key", filter=flt):
+            states[str(row["Ref_Key"]).lower()] = str(row.get("Статус") or "").strip() or "—"
+    return states
+
+
+def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: str = "Europe/Moscow",
+            templates: dict[str, str] | None = None, client: Any = None, case_set: str | None = None) -> ReportData:
     snap = warehouse.read_snapshot(as_of)
     if snap.empty:
         raise ValueError(f"no aging snapshot for {as_of} in the warehouse: run receivables_daily for that date first")
@@ -41,7 +56,15 @@ def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: st
     mine = register.loc[register["as_of_date"].astype("str").eq(as_of.isoformat())]
     if run_id:
         mine = register.loc[register["run_id"].eq(run_id)]
-    cases = register.loc[register["action"].eq("case")].groupby("status").size().reset_index(name="count")
+    opened = register.loc[register["action"].eq("case")].copy()
+    opened["stage"] = opened["status"]
+    if client is not None and case_set and opened["external_ref"].notna().any():
+        states = case_states(client, case_set, sorted(set(opened["external_ref"].dropna().str.lower())))
+        if states:
+            opened["stage"] = opened["external_ref"].str.lower().map(states).fillna("не найдено в 1С")
+    cases = opened.groupby("stage").size().reset_index(name="count").rename(columns={"stage": "status"})
+    if templates and len(eff):
+        eff.insert(1, "template", eff["step_id"].map(templates).fillna("—"))
     summaries = warehouse.read_run_summaries()
     summary = None
     if len(summaries):
@@ -178,9 +201,11 @@ def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
                           "due_date", "amount", "paid", "outstanding", "days_overdue", "business_days_overdue",
                           "bucket"]].sort_values(["days_overdue"], ascending=False)
     _sheet(wb, "Открытые документы", docs, {"amount", "paid", "outstanding"}, {"document_date", "due_date"})
-    eff = data.effectiveness.rename(columns={"step_id": "шаг", "group": "группа", "segment": "сегмент"})
+    eff = data.effectiveness.rename(columns={"step_id": "шаг", "template": "шаблон", "group": "группа",
+                                             "segment": "сегмент"})
     ws = _sheet(wb, "Эффективность", eff, set())
-    for cell in ws["G"][1:]:
+    share_col = ws.cell(row=1, column=len(eff.columns)).column_letter
+    for cell in ws[share_col][1:]:
         cell.number_format = "0.0%"
     acts = data.run_actions[["document_number", "step_id", "action", "target", "status", "sent_at", "detail"]].copy()
     acts["sent_at"] = acts["sent_at"].astype("str").replace("NaT", "")
@@ -212,10 +237,11 @@ def write_html(data: ReportData, path: Path, labels: list[str], *, run: dict[str
 
 
 def write_report(warehouse: Any, as_of: dt.date, out: Path, *, bounds: list[int] | None = None,
-                 run_id: str | None = None, tz: str = "Europe/Moscow", run: dict[str, Any] | None = None
+                 run_id: str | None = None, tz: str = "Europe/Moscow", run: dict[str, Any] | None = None,
+                 templates: dict[str, str] | None = None, client: Any = None, case_set: str | None = None
                  ) -> tuple[Path, Path]:
     labels = bucket_labels(bounds or [30, 60, 90])
-    data = collect(warehouse, as_of, run_id=run_id, tz=tz)
+    data = collect(warehouse, as_of, run_id=run_id, tz=tz, templates=templates, client=client, case_set=case_set)
     stem = f"aging_{as_of.isoformat()}"
     xlsx = write_workbook(data, out / f"{stem}.xlsx", labels)
     html = write_html(data, out / f"{stem}.html", labels, run=run)
