@@ -11,7 +11,6 @@ import datetime as dt
 import re
 import smtplib
 import ssl
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -25,9 +24,10 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.sandbox import SandboxedEnvironment
 
 from receivables import formatting
+from receivables.actions.items import DocumentItem, derived_id, items_from_rows
 
-#: the project's namespace for derived ids (shared with 1C Ref_Keys)
-NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-5d7f-9a10-1c0ddeb7c0de")
+LetterItem = DocumentItem  # the name the templates' authors know
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$")
 
@@ -38,18 +38,6 @@ class TemplateProblem(ValueError):
 
 class SmtpAuthError(RuntimeError):
     """The SMTP server refused the login: no message of the batch can go out."""
-
-
-@dataclass(frozen=True)
-class LetterItem:
-    document_ref: str
-    document_number: str
-    document_date: dt.date
-    amount: int  # kopecks
-    outstanding: int
-    due_date: dt.date | None
-    days_overdue: int | None
-    step_id: str
 
 
 @dataclass
@@ -112,13 +100,8 @@ def valid_address(addr: str | None) -> bool:
 
 def message_id(pairs: Iterable[tuple[str, str]], domain: str) -> str:
     """A stable Message-ID for the set of (document_ref, step_id) pairs a letter covers."""
-    key = ";".join(f"{d}/{s}" for d, s in sorted(set(pairs)))
     domain = clean_header(domain).replace(" ", "") or "localhost"
-    return f"<{uuid.uuid5(NAMESPACE, 'email|' + key)}@{domain}>"
-
-
-def _day(v: Any) -> dt.date | None:
-    return None if v is None or pd.isna(v) else pd.Timestamp(v).date()
+    return f"<{derived_id('email', pairs)}@{domain}>"
 
 
 def letters_from_plan(plan: pd.DataFrame) -> list[Letter]:
@@ -130,10 +113,7 @@ def letters_from_plan(plan: pd.DataFrame) -> list[Letter]:
     letters = []
     for (partner, target, sender), g in df.groupby(["partner_ref", "target", "sender"], sort=False):
         lead = g.loc[g["step_rank"].astype("int64").idxmax()]
-        items = [LetterItem(r.document_ref, r.document_number, _day(r.document_date), int(r.amount),
-                            int(r.outstanding), _day(r.due_date),
-                            None if pd.isna(r.days_overdue) else int(r.days_overdue), r.step_id)
-                 for r in g.itertuples(index=False)]
+        items = items_from_rows(g)
         letters.append(Letter(
             partner_ref=partner, partner_name=lead["partner_name"], to_addr=target, from_addr=sender,
             organization_name=lead["organization_name"] if pd.notna(lead["organization_name"]) else "",

@@ -8,7 +8,6 @@ with an error never creates a second object (spec §6).
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,32 +17,16 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from receivables import formatting
+from receivables.actions.items import DocumentItem, derived_id
 from receivables.onec.client import ODataClient, ODataError
 from receivables.onec.schema import ORDER_TYPE, UNDEFINED_TYPE, USER_TYPE
 
-#: namespace of every id this project derives (Message-IDs, 1C Ref_Keys)
-NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-5d7f-9a10-1c0ddeb7c0de")
 CASE_SETS = ("Catalog_СделкиСКлиентами", "Document_CRM_Интерес")
 
 
 def object_ref(pairs: Iterable[tuple[str, str]], kind: str) -> str:
     """The Ref_Key of the 1C object for these (document_ref, step_id) pairs."""
-    key = kind + "|" + ";".join(f"{d}/{s}" for d, s in sorted(set(pairs)))
-    return str(uuid.uuid5(NAMESPACE, key))
-
-
-@dataclass
-class WriteItem:
-    """One document covered by a task or a case."""
-
-    document_ref: str
-    document_number: str
-    document_date: dt.date
-    amount: int  # kopecks
-    outstanding: int
-    due_date: dt.date | None
-    days_overdue: int | None
-    step_id: str
+    return str(derived_id(kind, pairs))
 
 
 @dataclass
@@ -58,7 +41,7 @@ class WriteRequest:
     assignee_ref: str
     assignee_name: str
     organization_name: str
-    items: list[WriteItem] = field(default_factory=list)
+    items: list[DocumentItem] = field(default_factory=list)
     deadline: dt.date | None = None
     penalty: int | None = None  # kopecks, when the claim computed one
     claim_file: str | None = None  # the printed claim letter (PDF)

@@ -23,9 +23,9 @@ import pandas as pd
 
 from receivables import failpoints
 from receivables.actions import email as mail
+from receivables.actions.items import items_from_rows
 from receivables.actions.onec_writes import (
     TextTemplates,
-    WriteItem,
     WriteRequest,
     case_body,
     ensure_object,
@@ -38,14 +38,6 @@ from receivables.onec.client import ODataAuthError, ODataClient, ODataError
 from receivables.pipeline import Run, _log_frame, acting_rows
 
 log = logging.getLogger(__name__)
-
-
-def _day(v: Any) -> dt.date | None:
-    return None if pd.isna(v) else pd.Timestamp(v).date()
-
-
-def _int(v: Any) -> int | None:
-    return None if pd.isna(v) else int(v)
 
 
 def _claim(warehouse: Any, rows: pd.DataFrame, run: Run) -> pd.DataFrame:
@@ -117,14 +109,6 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
 
 # -- 1C tasks and cases ---------------------------------------------------------------
 
-def _items(group: pd.DataFrame) -> list[WriteItem]:
-    return [
-        WriteItem(r.document_ref, r.document_number, _day(r.document_date), int(r.amount),
-                  int(r.outstanding), _day(r.due_date), _int(r.days_overdue), r.step_id)
-        for r in group.itertuples(index=False)
-    ]
-
-
 def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, kind: str,
            entity_set: str, make_body: Callable[[WriteRequest, str], dict[str, Any]],
            texts: TextTemplates, group_keys: list[str],
@@ -145,7 +129,7 @@ def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, ki
             kind=kind, ref=str(ref), template=first["template"], partner_ref=first["partner_ref"],
             partner_name=first["partner_name"], assignee_ref=first["assignee_ref"],
             assignee_name=first["target"], organization_name=first["organization_name"] or "",
-            items=_items(group),
+            items=items_from_rows(group),
             deadline=get_calendar().add_working_days_date(run.as_of, int(first["deadline_business_days"] or 0)),
         )
         if enrich is not None:
