@@ -217,6 +217,16 @@ def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
 
 # -- HTML -------------------------------------------------------------------------------
 
+def _timeline(actions: pd.DataFrame) -> dict[str, Any]:
+    """Actions by day (rows) and kind:outcome (columns), the last 31 days with any."""
+    if actions.empty:
+        return {"columns": [], "rows": []}
+    t = actions.assign(kind=actions["action"] + ": " + actions["outcome"]).pivot_table(
+        index="day", columns="kind", values="count", aggfunc="sum", fill_value=0).sort_index().tail(31)
+    return {"columns": list(t.columns), "rows": [(day, [int(v) for v in row]) for day, row in
+                                                 zip(t.index, t.to_numpy(), strict=True)]}
+
+
 def write_html(data: ReportData, path: Path, labels: list[str], *, run: dict[str, Any] | None = None) -> Path:
     env = Environment(loader=PackageLoader("receivables.reports", "templates"), autoescape=select_autoescape(["html"]))
     formatting.install_filters(env)
@@ -230,7 +240,8 @@ def write_html(data: ReportData, path: Path, labels: list[str], *, run: dict[str
         data=data, k=data.kpis, labels=labels, names=BUCKET_NAMES, charts=charts(data, labels), run=run or {},
         by_bucket=by_bucket.to_dict("records"), top=top.to_dict("records"), eff=eff.to_dict("records"),
         actions=data.actions.groupby(["action", "outcome"])["count"].sum().reset_index().to_dict("records")
-        if len(data.actions) else [], cases=data.cases.to_dict("records"), definitions=DEFINITIONS)
+        if len(data.actions) else [], timeline=_timeline(data.actions), cases=data.cases.to_dict("records"),
+        definitions=DEFINITIONS)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
