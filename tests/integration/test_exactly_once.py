@@ -48,10 +48,11 @@ class World:
         self.tmp, self.onec, self.smtp, self.mail = tmp, onec, smtp, mail
         self.db = tmp / "warehouse.db"
         self.runs = 0
+        self.smtp_login: tuple[str, str] | None = None
 
-    def client(self) -> ODataClient:
-        return ODataClient(ODataConfig(base_url=self.onec.url, login=USER, password=PASSWORD, timeout=10,
-                                       backoff=0.01, max_retries=2))
+    def client(self, timeout: float = 10) -> ODataClient:
+        return ODataClient(ODataConfig(base_url=self.onec.url, login=USER, password=PASSWORD, timeout=timeout,
+                                       backoff=0.01, max_retries=3))
 
     def warehouse(self) -> Warehouse:
         wh = Warehouse(f"sqlite:///{self.db}")
@@ -59,15 +60,17 @@ class World:
         return wh
 
     def smtp_settings(self) -> SmtpSettings:
+        login, password = self.smtp_login or (None, None)
         return SmtpSettings(host="127.0.0.1", port=self.smtp.port, use_ssl=False, use_starttls=False,
-                            timeout=10)
+                            timeout=10, login=login, password=password)
 
-    def run(self, *, policy=None, mode="live", as_of=AS_OF, run_id=None, **kw):
+    def run(self, *, policy=None, mode="live", as_of=AS_OF, run_id=None, client_timeout=10, templates_dir=None,
+            **kw):
         self.runs += 1
-        with self.client() as client:
+        with self.client(client_timeout) as client:
             return run_once(as_of=as_of, mode=mode, run_id=run_id or f"test_{self.runs}", data_dir=self.tmp / "runs",
                             client=client, warehouse=self.warehouse(), smtp=self.smtp_settings(),
-                            templates_dir=settings.templates_dir(), policy=policy, **kw)
+                            templates_dir=templates_dir or settings.templates_dir(), policy=policy, **kw)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ are ``sent`` are never claimed again; deleting the row or nulling ``sent_at`` re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -81,30 +82,48 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
         for i in letter.items:
             ids[(i.document_ref, i.step_id)] = mid
     rows["external_ref"] = [ids[(d, s)] for d, s in zip(rows["document_ref"], rows["step_id"], strict=True)]
-    rows = _claim(warehouse, rows, run)
     counts: dict[str, int] = {}
+    # connect and log in first: a refused login or a dead server fails before any claim
     with mail.SmtpSender(smtp) as sender:
-        # a crashed earlier attempt keeps its Message-ID: regroup by the stored id
-        for mid, group in rows.groupby("external_ref", sort=True):
-            for letter in mail.letters_from_plan(group):
-                rendered = renderer.render(letter, today=today or run.as_of)
-                msg = mail.build_message(letter, rendered)
-                del msg["Message-ID"]
-                msg["Message-ID"] = mid
-                try:
+        rows = _claim(warehouse, rows, run)
+        with _release_on_error(warehouse, run, rows) as done:
+            # a crashed earlier attempt keeps its Message-ID: regroup by the stored id
+            for mid, group in rows.groupby("external_ref", sort=True):
+                for letter in mail.letters_from_plan(group):
+                    rendered = renderer.render(letter, today=today or run.as_of)
+                    msg = mail.build_message(letter, rendered)
+                    del msg["Message-ID"]
+                    msg["Message-ID"] = mid
                     result = sender.send(msg)
-                except mail.SmtpAuthError as exc:
-                    _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
-                    raise
-                part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
-                failpoints.hit("after_email_sent")
-                if result.status == "sent":
-                    _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(), "sent")
-                else:
-                    _finish(warehouse, run, part, "failed", f"{result.status}: {result.code} {result.reason}",
-                            "failed")
-                counts[result.status] = counts.get(result.status, 0) + len(part)
+                    part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
+                    failpoints.hit("after_email_sent")
+                    if result.status == "sent":
+                        _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(),
+                                "sent")
+                    else:
+                        _finish(warehouse, run, part, "failed", f"{result.status}: {result.code} {result.reason}",
+                                "failed")
+                    done.update(zip(part["document_ref"], part["step_id"], strict=True))
+                    counts[result.status] = counts.get(result.status, 0) + len(part)
     return counts
+
+
+@contextlib.contextmanager
+def _release_on_error(warehouse: Any, run: Run, rows: pd.DataFrame):
+    """If the batch stops on an error, its untouched claims become `failed` (temporary) at
+    once, so the next run need not wait for them to go stale. (A SIGKILL skips this: the
+    rows stay pending and the same run's retry, or any run 30 minutes later, takes over.)"""
+    done: set[tuple[str, str]] = set()
+    try:
+        yield done
+    except Exception as exc:
+        keys = list(zip(rows["document_ref"], rows["step_id"], strict=True))
+        left = rows.loc[[k not in done for k in keys]]
+        if len(left):
+            reason = " ".join(str(exc).split())[:300]
+            _finish(warehouse, run, left, "failed", f"temporary: run stopped: {type(exc).__name__}: {reason}",
+                    "failed")
+        raise
 
 
 # -- 1C tasks and cases ---------------------------------------------------------------
@@ -123,6 +142,15 @@ def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, ki
             refs[idx] = ref
     rows = rows.assign(external_ref=pd.Series(refs))
     rows = _claim(warehouse, rows, run)
+    with _release_on_error(warehouse, run, rows) as done:
+        _write_groups(run, warehouse, client, rows, kind, entity_set, make_body, texts, enrich, counts, done)
+    return counts
+
+
+def _write_groups(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, kind: str, entity_set: str,
+                  make_body: Callable[[WriteRequest, str], dict[str, Any]], texts: TextTemplates,
+                  enrich: Callable[[WriteRequest], None] | None, counts: dict[str, int],
+                  done: set[tuple[str, str]]) -> None:
     for ref, group in rows.groupby("external_ref", sort=True):
         first = group.iloc[0]
         req = WriteRequest(
@@ -138,18 +166,18 @@ def _write(run: Run, warehouse: Any, client: ODataClient, rows: pd.DataFrame, ki
             text = texts.render(req.template, req=req, items=req.items, today=run.as_of)
             obj, created = ensure_object(client, entity_set, req.ref, make_body(req, text))
         except ODataAuthError:
-            _finish(warehouse, run, group, "failed", "temporary: 1C refused the credentials", "failed")
-            raise
+            raise  # every later write would fail the same way: stop, the claims are released
         except ODataError as exc:
             _finish(warehouse, run, group, "failed", f"temporary: {exc}", "failed")
+            done.update(zip(group["document_ref"], group["step_id"], strict=True))
             counts["failed"] = counts.get("failed", 0) + len(group)
             continue
         failpoints.hit(f"after_{kind}_created")
         number = str(obj.get("Number") or obj.get("Code") or "").strip()
         note = ("created" if created else "already existed") + (f" №{number}" if number else "")
         _finish(warehouse, run, group, "sent", note, "sent")
+        done.update(zip(group["document_ref"], group["step_id"], strict=True))
         counts["sent"] = counts.get("sent", 0) + len(group)
-    return counts
 
 
 def create_tasks(run: Run, pol: Policy, warehouse: Any, client: ODataClient, templates_dir: Path,

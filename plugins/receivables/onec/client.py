@@ -289,19 +289,18 @@ class ODataClient:
                 return
 
     def fetch_all(self, entity_set: str, select: Iterable[str], *, orderby: str,
-                  filter: str | None = None, key: Iterable[str] | None = None,
-                  page_size: int | None = None) -> list[dict[str, Any]]:
-        """All rows of a set; rows repeated across pages (data moved while paging) are dropped."""
+                  filter: str | None = None, page_size: int | None = None) -> list[dict[str, Any]]:
+        """All rows of a set. A row repeated verbatim across pages (data moved while paging)
+        is kept once; rows that share a key but differ are kept, for the gate to report."""
         select = list(select)
         rows: list[dict[str, Any]] = []
         for page in self.iter_pages(entity_set, select, orderby=orderby, filter=filter,
                                     page_size=page_size):
             rows.extend(page)
-        key_fields = list(key or orderby.replace(" asc", "").replace(" desc", "").split(","))
-        seen: set[tuple] = set()
+        seen: set[str] = set()
         unique: list[dict[str, Any]] = []
         for row in rows:
-            k = tuple(row.get(f) for f in key_fields)
+            k = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
             if k in seen:
                 continue
             seen.add(k)

@@ -96,15 +96,19 @@ class Warehouse:
     # -- schema ----------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create missing tables and (re)create the views of sql/views; safe every run."""
-        metadata.create_all(self.engine, checkfirst=True)
+        """Create missing tables and (re)create the views of sql/views; safe every run, and
+        when two runs start together (the loser of the race finds the tables made)."""
+        _retry(lambda: metadata.create_all(self.engine, checkfirst=True))
         if VIEWS_DIR.is_dir():
-            with self.engine.begin() as conn:
-                for path in sorted(VIEWS_DIR.glob("*.sql")):
-                    body = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
-                                     if not line.lstrip().startswith("--"))
-                    conn.execute(text(f"DROP VIEW IF EXISTS {path.stem}"))
-                    conn.execute(text(f"CREATE VIEW {path.stem} AS {body}"))
+            _retry(self._create_views)
+
+    def _create_views(self) -> None:
+        with self.engine.begin() as conn:
+            for path in sorted(VIEWS_DIR.glob("*.sql")):
+                body = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+                                 if not line.lstrip().startswith("--"))
+                conn.execute(text(f"DROP VIEW IF EXISTS {path.stem}"))
+                conn.execute(text(f"CREATE VIEW {path.stem} AS {body}"))
 
     def load_key_rates(self, csv_path: Path) -> int:
         """The Bank of Russia key rates for SQL users (table key_rate), replaced from the CSV."""
@@ -385,6 +389,22 @@ def _coalesce_ref(t, new_ref):
     from sqlalchemy import func, literal
 
     return func.coalesce(t.c.external_ref, literal(new_ref))
+
+
+def _retry(step, attempts: int = 3) -> None:
+    """DDL raced by a concurrent run fails once with "already exists": wait and redo."""
+    import time
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            step()
+            return
+        except (OperationalError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _insert(engine: Engine):
