@@ -3,20 +3,23 @@ fault switches over HTTP, aiosmtpd on loopback, SQLite. The fault matrix is in t
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections import Counter
 
 import pytest
-from harness import CaughtMail, SmtpServer
 from sqlalchemy import text
-from test_exactly_once import AS_OF, PASSWORD, USER, World, default_policy
+from test_exactly_once import AS_OF, PASSWORD, World, default_policy
 
+from harness import CaughtMail, SmtpServer
 from receivables import settings
-from receivables.actions.email import SmtpAuthError, SmtpSettings
-from receivables.local_run import run_once
-from receivables.onec.client import ODataAuthError, ODataError, ODataNotFound, ODataProtocolError, ODataServerError
+from receivables.actions.email import SmtpAuthError
+from receivables.onec.client import (
+    ODataAuthError,
+    ODataNotFound,
+    ODataProtocolError,
+    ODataServerError,
+)
 from receivables.onec.emulator.generator import generate_company
 from receivables.onec.emulator.server import EmulatorServer
 from receivables.pipeline import RunRefused

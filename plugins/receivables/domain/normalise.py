@@ -77,7 +77,12 @@ def boolean(s: pd.Series) -> pd.Series:
 
 
 def integer(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s, errors="coerce").astype("Int64")  # Int64 arrives as text
+    """Int64 arrives as text; anything not a whole finite number becomes missing."""
+    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.isfinite(num) & (np.abs(num) < 2**53) & (num == np.floor(np.where(np.isfinite(num), num, 0)))
+    arr = pd.array(np.where(ok, num, 0).astype("int64"), dtype="Int64")
+    arr[~ok] = pd.NA
+    return pd.Series(arr, index=s.index)
 
 
 def floating(s: pd.Series) -> pd.Series:
