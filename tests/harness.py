@@ -21,6 +21,7 @@ class CaughtMail:
     messages: list = field(default_factory=list)
     fail_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "451 ..." / "550 ..."
     fail_data_at: dict[int, str] = field(default_factory=dict)  # n-th DATA (1-based) -> reply
+    drop_data_at: set[int] = field(default_factory=set)  # n-th DATA: close the connection, no reply
     connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _data_count: int = 0
@@ -42,6 +43,10 @@ class CaughtMail:
         with self._lock:
             self._data_count += 1
             reply = self.fail_data_at.pop(self._data_count, None)
+            drop = self._data_count in self.drop_data_at
+        if drop:
+            server.transport.close()  # the client sees the connection vanish mid-DATA
+            return "421 closing"
         if reply:
             return reply
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)

@@ -91,6 +91,16 @@ def test_smtp_421_and_a_dropped_connection_mid_batch_then_rerun_deliver_each_let
     assert not world.warehouse().read_register()["status"].isin(["pending"]).any()
 
 
+def test_connection_dropped_mid_data_is_retried_and_each_letter_arrives_once(world):
+    world.mail.drop_data_at = {2, 5}
+    world.run(policy=default_policy())
+    world.run(policy=default_policy())
+    ids = Counter(m["Message-ID"] for m in world.mail.messages)
+    assert ids and set(ids.values()) == {1}
+    reg = world.warehouse().read_register()
+    assert set(ids) == set(reg.loc[reg["status"].eq("sent"), "external_ref"])
+
+
 def test_smtp_login_refused_fails_clearly_sends_nothing_and_a_fixed_password_sends_all_once(tmp_path):
     from aiosmtpd.smtp import AuthResult
 
