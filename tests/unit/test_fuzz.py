@@ -85,3 +85,12 @@ def test_a_valid_policy_still_parses():
 def test_known_bad_answers(body):
     with pytest.raises(ODataError):
         CLIENT._json(SimpleNamespace(content=body, status_code=200), "GET X")
+
+
+def test_credentials_in_urls_are_redacted_from_messages():
+    from receivables.onec.client import redact
+
+    msg = "HTTPConnectionPool(host='1c'): Max retries exceeded with url http://Админ:s3cret@1c.local:80/trade/odata"
+    assert "s3cret" not in redact(msg) and "http://***@1c.local:80/trade/odata" in redact(msg)
+    assert redact("smtp://robot:pw@mail.example:25 and https://plain.example/x") == \
+        "smtp://***@mail.example:25 and https://plain.example/x"

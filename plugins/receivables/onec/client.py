@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import random
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
@@ -382,6 +383,14 @@ def parse_metadata(content: bytes) -> dict[str, dict[str, str]]:
     return sets
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
+
+
+def redact(text: str) -> str:
+    """Strip user:password@ from every URL in a message (an operator may have put them there)."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact(str(exc))
     return text if len(text) < 160 else text[:157] + "..."
