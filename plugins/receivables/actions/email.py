@@ -11,37 +11,63 @@ import datetime as dt
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from receivables import formatting
 from receivables.actions.items import DocumentItem, derived_id, items_from_rows
 
-LetterItem = DocumentItem  # the name the templates' authors know
+LetterItem = DocumentItem  # one document of a letter; the name the templates' authors know
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$")
+#: the parts of an email template, in render order: ``T.subject``, ``T.txt``, ``T.html``
+TEMPLATE_SUFFIXES = ("subject", "txt", "html")
+
+# Anything a header must never carry: C0/C1 controls (CR, LF, NEL included), Unicode line and
+# paragraph separators (Python's str.splitlines breaks on them too) and bidi overrides that
+# make a display name read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+_SPECIALS = r"@\s<>(),;:\"\[\]\\"
+_ADDRESS = re.compile(rf"^[^{_SPECIALS}]+@[^{_SPECIALS}]+\.[^{_SPECIALS}.][^{_SPECIALS}]*$")
 
 
 class TemplateProblem(ValueError):
     """A template that is missing or fails to render; raised before anything is sent."""
 
+    def __init__(self, message: str, *, template: str | None = None, path: Path | None = None,
+                 line: int | None = None):
+        super().__init__(message)
+        self.template, self.path, self.line = template, path, line
 
-class SmtpAuthError(RuntimeError):
+
+class BadAddress(ValueError):
+    """A recipient or sender that is not one plain email address: the letter is not built."""
+
+
+class SmtpError(RuntimeError):
+    """The SMTP session as a whole cannot go on (as opposed to one refused message)."""
+
+
+class SmtpAuthError(SmtpError):
     """The SMTP server refused the login: no message of the batch can go out."""
+
+
+class SmtpUnavailable(SmtpError, ConnectionError):
+    """The SMTP server cannot be reached or the secure channel cannot be set up."""
 
 
 @dataclass
 class Letter:
+    """One message to one partner's address, covering one or more of its documents."""
+
     partner_ref: str
     partner_name: str
     to_addr: str
@@ -53,14 +79,26 @@ class Letter:
     manager_phone: str | None
     items: list[LetterItem] = field(default_factory=list)
     reply_to: str | None = None
+    #: the organization's payment details ("р/с … в …, БИК …"), printed when given
+    bank_details: str | None = None
+    #: working days until the earliest not-yet-due item's due date, when the plan knows it
+    business_days_to_due: int | None = None
 
     @property
     def total_outstanding(self) -> int:
         return sum(i.outstanding for i in self.items)
 
     @property
+    def total_amount(self) -> int:
+        return sum(i.amount for i in self.items)
+
+    @property
     def pairs(self) -> list[tuple[str, str]]:
         return [(i.document_ref, i.step_id) for i in self.items]
+
+    @property
+    def document_numbers(self) -> list[str]:
+        return [i.document_number for i in self.items]
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,8 @@ class RenderedEmail:
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """What connection ``smtp_default`` says; the password never appears in repr()."""
+
     host: str
     port: int = 25
     login: str | None = None
@@ -84,203 +124,436 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # sent | temporary | permanent
+    """``sent``; ``temporary`` (try again on a later run); ``permanent`` (the server will never take it)."""
+
+    status: Literal["sent", "temporary", "permanent"]
     code: int | None
     reason: str
 
 
+# -- headers and addresses ------------------------------------------------------------
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
 def clean_header(value: Any) -> str:
     """Header text with every control character (CR/LF included) folded to a space."""
-    return _CONTROL.sub(" ", str(value or "")).strip()
+    if _missing(value):
+        return ""
+    return " ".join(_CONTROL.sub(" ", str(value)).split())
 
 
-def valid_address(addr: str | None) -> bool:
-    return bool(addr) and _ADDRESS.match(addr) is not None and not _CONTROL.search(addr)
+def split_address(addr: Any, *, role: str = "recipient") -> tuple[str, str]:
+    """``'buh@пример.рф'`` -> ``('buh', 'xn--e1afmkfd.xn--p1ai')``, or :class:`BadAddress`.
+
+    One plain address only: no display name, no list, no control character anywhere
+    (those are how header injection starts). A Cyrillic domain is IDNA-encoded; a
+    non-ASCII local part would need SMTPUTF8, which relays rarely offer, so it is refused.
+    """
+    text = "" if _missing(addr) else str(addr)
+    shown = clean_header(text)[:80]
+    if _CONTROL.search(text) or not _ADDRESS.match(text.strip()):
+        raise BadAddress(f"{role} is not one email address: {shown!r}")
+    local, domain = text.strip().rsplit("@", 1)
+    if not local.isascii():
+        raise BadAddress(f"{role} {shown!r}: a non-ASCII mailbox name is not supported (needs SMTPUTF8)")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise BadAddress(f"{role} {shown!r}: the domain is not a valid internationalised name") from None
+    return local, domain
+
+
+def valid_address(addr: Any) -> bool:
+    try:
+        split_address(addr)
+    except BadAddress:
+        return False
+    return True
 
 
 def message_id(pairs: Iterable[tuple[str, str]], domain: str) -> str:
-    """A stable Message-ID for the set of (document_ref, step_id) pairs a letter covers."""
-    domain = clean_header(domain).replace(" ", "") or "localhost"
+    """A stable Message-ID for the set of (document_ref, step_id) pairs a letter covers.
+
+    The same documents at the same steps give the same id on every render and every
+    rerun, so a message re-sent after a crash is recognisably the same message.
+    """
+    domain = clean_header(domain).replace(" ", "").strip("<>@") or "localhost"
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = "localhost"
     return f"<{derived_id('email', pairs)}@{domain}>"
 
 
+# -- plan -> letters ------------------------------------------------------------------
+
+_KEYS = ["partner_ref", "target", "sender"]
+
+
+def _text(v: Any) -> str | None:
+    return None if _missing(v) or str(v).strip() == "" else str(v)
+
+
 def letters_from_plan(plan: pd.DataFrame) -> list[Letter]:
-    """One letter per (partner, recipient, sender) listing its documents; the template is
-    that of the item furthest along the ladder (highest step_rank)."""
+    """One letter per (partner, recipient, sender) listing its documents by date and number.
+
+    The template and the heading fields (manager, organization) are those of the item
+    furthest along the ladder (highest ``step_rank``): a partner with one order at "1 day
+    overdue" and another at "10 days overdue" gets one letter in the firmer wording.
+    Optional plan columns ``reply_to``, ``bank_details`` and ``business_days_overdue``
+    are used when present.
+    """
+    if "action" in plan.columns:
+        plan = plan.loc[plan["action"].eq("email")]
     if plan.empty:
         return []
-    df = plan.sort_values(["partner_ref", "target", "sender", "document_date", "document_number"], kind="stable")
+    df = plan.sort_values(_KEYS + ["document_date", "document_number"], kind="stable").reset_index(drop=True)
+    groups = df.groupby(_KEYS, sort=False, dropna=False)
+    rank = pd.to_numeric(df["step_rank"], errors="coerce")
+    leads = (df.assign(_rank=rank).sort_values("_rank", ascending=False, kind="stable", na_position="last")
+             .drop_duplicates(_KEYS).set_index(_KEYS))
+    if "business_days_overdue" in df.columns:
+        ahead = -pd.to_numeric(df["business_days_overdue"], errors="coerce")
+        to_due = ahead.where(ahead >= 0).groupby([df[k] for k in _KEYS], sort=False, dropna=False).min()
+    else:
+        to_due = None
     letters = []
-    for (partner, target, sender), g in df.groupby(["partner_ref", "target", "sender"], sort=False):
-        lead = g.loc[g["step_rank"].astype("int64").idxmax()]
-        items = items_from_rows(g)
+    for key, rows in groups:
+        lead = leads.loc[key]
+        days = None if to_due is None or pd.isna(to_due.get(key)) else int(to_due.get(key))
         letters.append(Letter(
-            partner_ref=partner, partner_name=lead["partner_name"], to_addr=target, from_addr=sender,
-            organization_name=lead["organization_name"] if pd.notna(lead["organization_name"]) else "",
-            template=lead["template"],
-            manager_name=lead["manager_name"] if pd.notna(lead["manager_name"]) else None,
-            manager_email=lead["manager_email"] if pd.notna(lead["manager_email"]) else None,
-            manager_phone=lead["manager_phone"] if pd.notna(lead["manager_phone"]) else None,
-            items=items))
+            partner_ref=key[0], partner_name=_text(lead["partner_name"]) or "",
+            to_addr=_text(key[1]) or "", from_addr=_text(key[2]) or "",
+            organization_name=_text(lead["organization_name"]) or "",
+            template=str(lead["template"]),
+            manager_name=_text(lead["manager_name"]), manager_email=_text(lead["manager_email"]),
+            manager_phone=_text(lead["manager_phone"]),
+            items=items_from_rows(rows),
+            reply_to=_text(lead["reply_to"]) if "reply_to" in leads.columns else None,
+            bank_details=_text(lead["bank_details"]) if "bank_details" in leads.columns else None,
+            business_days_to_due=days))
     return letters
 
 
-def _sample_letter(template: str) -> Letter:
+# -- templates ------------------------------------------------------------------------
+
+def sample_letters(template: str) -> list[Letter]:
+    """Letters covering the shapes a template must handle: one or several documents, with
+    and without a due date, overdue and not yet due, with and without a manager."""
     day = dt.date(2026, 11, 3)
-    items = [LetterItem("00000000-0000-0000-0000-000000000001", "ТД00-000123", day, 12500050, 12500050,
-                        dt.date(2026, 11, 9), 3, "sample"),
-             LetterItem("00000000-0000-0000-0000-000000000002", "ТД00-000124", day, 500000, 250000, None,
-                        None, "sample")]
-    return Letter("00000000-0000-0000-0000-0000000000aa", "ООО «Пример»", "buh@example.ru",
-                  "debt@example.ru", "ООО «СантехОпт»", template, "Иванова Анна",
-                  "ivanova@example.ru", "+7 (383) 284-26-00", items)
+    overdue = LetterItem("00000000-0000-0000-0000-000000000001", "ТД00-000123", day, 12500050, 12500050,
+                         dt.date(2026, 11, 9), 11, "sample")
+    no_due = LetterItem("00000000-0000-0000-0000-000000000002", "ТД00-000124", dt.date(2026, 11, 5),
+                        500000, 250000, None, None, "sample")
+    ahead = LetterItem("00000000-0000-0000-0000-000000000003", "ТД00-000125", dt.date(2026, 11, 12),
+                       1999, 1999, dt.date(2026, 11, 27), -7, "sample")
+    full = Letter("00000000-0000-0000-0000-0000000000aa", "ООО «Пример» <b>&", "buh@example.ru",
+                  "debt@example.ru", "ООО «СантехОпт»", template, "Иванова Анна Сергеевна",
+                  "ivanova@example.ru", "+7 (383) 284-26-00", [overdue, no_due, ahead],
+                  bank_details="р/с 40702810000000000001 в АО «Банк», БИК 045004001, к/с 30101810000000000001",
+                  business_days_to_due=5)
+    return [
+        replace(full, items=[overdue]),
+        replace(full, items=[no_due], bank_details=None, business_days_to_due=None),
+        replace(full, items=[ahead]),
+        full,
+        replace(full, items=[overdue, no_due], manager_name=None, manager_email=None, manager_phone=None,
+                organization_name="", bank_details=None, business_days_to_due=None),
+    ]
 
 
 class TemplateRenderer:
-    """Sandboxed Jinja2 (user-editable templates cannot reach Python internals), strict
-    about missing variables, autoescaping the HTML part only."""
+    """Email templates ``T.subject``, ``T.txt``, ``T.html`` under `templates_dir`.
 
-    def __init__(self, templates_dir: Path):
+    A sandbox (user-editable templates cannot reach Python internals nor change the
+    letter), strict about missing variables (a typo is an error, not an empty string),
+    autoescaping the HTML part only. `bank_details` maps an organization's name to its
+    payment details for letters that do not carry their own.
+    """
+
+    def __init__(self, templates_dir: Path, *, bank_details: Mapping[str, str] | None = None):
         self.dir = Path(templates_dir)
-        self.env = SandboxedEnvironment(
+        self.bank_details = dict(bank_details or {})
+        self.env = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(str(self.dir)), undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html")),
-            trim_blocks=True, lstrip_blocks=True)
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
         formatting.install_filters(self.env)
 
     def context(self, letter: Letter, today: dt.date) -> dict[str, Any]:
-        first = letter.items[0]
-        contacts = ", ".join(x for x in (letter.manager_email, letter.manager_phone) if x)
+        """The template variables: the seed's Russian names and their English twins."""
+        if not letter.items:
+            raise ValueError(f"letter to partner {letter.partner_ref} lists no documents")
+        items = letter.items
+        first = items[0]
+        numbers = ", ".join(i.document_number for i in items)
+        due_dates = [i.due_date for i in items if i.due_date is not None]
+        due_date = min(due_dates) if due_dates else None
+        late = max((i.days_overdue for i in items if i.days_overdue is not None), default=None)
+        partner = clean_header(letter.partner_name)
+        organization = clean_header(letter.organization_name)
+        manager = clean_header(letter.manager_name) or None
+        contacts = ", ".join(clean_header(x) for x in (letter.manager_email, letter.manager_phone)
+                             if clean_header(x))
+        bank = clean_header(letter.bank_details or self.bank_details.get(letter.organization_name))
         return {
-            "letter": letter, "items": letter.items, "today": today,
-            "total_outstanding": letter.total_outstanding,
-            "organization_name": clean_header(letter.organization_name),
-            "partner_name": clean_header(letter.partner_name), "manager_name": letter.manager_name,
-            "ИмяПартнера": clean_header(letter.partner_name),
-            "НомерЗаказа": ", ".join(i.document_number for i in letter.items),
-            "ОсновнойМенеджер": letter.manager_name or "",
+            "letter": letter, "items": items, "today": today,
+            "total_outstanding": letter.total_outstanding, "total_amount": letter.total_amount,
+            "partner_name": partner, "organization_name": organization,
+            "manager_name": manager, "manager_email": clean_header(letter.manager_email) or None,
+            "manager_phone": clean_header(letter.manager_phone) or None, "manager_contacts": contacts,
+            "order_number": numbers, "document_amount": formatting.money(first.amount),
+            "outstanding": first.outstanding if len(items) == 1 else letter.total_outstanding,
+            "due_date": due_date, "days_overdue": late, "bank_details": bank or None,
+            "business_days_to_due": letter.business_days_to_due,
+            "partly_paid": any(0 < i.outstanding < i.amount for i in items),
+            # the seed's placeholders ($ИмяПартнера$ …), ready to print
+            "ИмяПартнера": partner,
+            "НомерЗаказа": numbers,
+            "ОсновнойМенеджер": manager or "",
             "ПочтаТелефон": contacts,
             "СуммаДокумента": formatting.money(first.amount),
+            "СуммаДолга": formatting.money(letter.total_outstanding),
+            "ДатаЗаказа": formatting.date_ru(first.document_date),
+            "СрокОплаты": formatting.date_ru(due_date) if due_date else "",
+            "ДнейПросрочки": max(late or 0, 0),
+            "Организация": organization,
+            "БанковскиеРеквизиты": bank,
         }
 
+    def _problem(self, name: str, exc: BaseException) -> TemplateProblem:
+        """Name the template file and line where rendering failed (the innermost template
+        frame: an error inside ``_base.html`` names ``_base.html``)."""
+        path, line = self.dir / name, None
+        if isinstance(exc, TemplateSyntaxError):
+            path = Path(exc.filename) if exc.filename else self.dir / (exc.name or name)
+            line = exc.lineno
+        else:
+            root = str(self.dir.resolve())
+            tb = exc.__traceback__
+            while tb is not None:
+                fn = tb.tb_frame.f_code.co_filename
+                if fn.startswith(root) or fn.startswith(str(self.dir)):
+                    path, line = Path(fn), tb.tb_lineno
+                tb = tb.tb_next
+        where = f"{path}" + (f", line {line}" if line else "")
+        detail = getattr(exc, "message", None) or str(exc)
+        return TemplateProblem(f"email template {where}: {type(exc).__name__}: {detail}",
+                               template=name, path=path, line=line)
+
+    def _render_part(self, name: str, ctx: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(ctx)
+        except TemplateNotFound as exc:
+            missing = exc.name if exc.name and exc.name != name else name
+            raise TemplateProblem(f"email template file {self.dir / missing} does not exist"
+                                  + (f" (needed by {name})" if missing != name else ""),
+                                  template=name, path=self.dir / missing) from None
+        except Exception as exc:  # noqa: BLE001 - any failure of a user template is a template problem
+            raise self._problem(name, exc) from None
+
     def render(self, letter: Letter, *, today: dt.date) -> RenderedEmail:
+        """Subject (one clean line), plain text and HTML of one letter."""
         ctx = self.context(letter, today)
-        parts = []
-        for suffix in ("subject", "txt", "html"):
-            name = f"{letter.template}.{suffix}"
-            try:
-                parts.append(self.env.get_template(name).render(ctx))
-            except TemplateNotFound:
-                raise TemplateProblem(f"email template file {self.dir / name} does not exist") from None
-            except TemplateError as exc:
-                line = getattr(exc, "lineno", None)
-                where = f"{self.dir / name}" + (f", line {line}" if line else "")
-                raise TemplateProblem(f"email template {where}: {exc}") from None
-        subject = clean_header(parts[0])
-        return RenderedEmail(subject=subject, text=parts[1].strip() + "\n", html=parts[2])
+        subject, text, html = (self._render_part(f"{letter.template}.{s}", ctx) for s in TEMPLATE_SUFFIXES)
+        subject = clean_header(subject)
+        if not subject:
+            raise TemplateProblem(f"email template {self.dir / (letter.template + '.subject')}: the subject is empty",
+                                  template=f"{letter.template}.subject", path=self.dir / f"{letter.template}.subject")
+        return RenderedEmail(subject=subject, text=_tidy_text(text), html=html)
 
-    def check(self, template_names: Sequence[str]) -> None:
-        """Render every template with sample letters (one and two documents) first."""
-        for name in template_names:
-            full = _sample_letter(name)
-            single = Letter(**{**full.__dict__, "items": full.items[:1]})
-            for sample in (single, full):
-                self.render(sample, today=dt.date(2026, 11, 9))
+    def check(self, template_names: Sequence[str] | Iterable[str]) -> None:
+        """Render every named template with the sample letters, so that a missing file, a
+        typo or a failing filter stops the run before the first message goes out."""
+        for name in dict.fromkeys(template_names):
+            missing = [f"{name}.{s}" for s in TEMPLATE_SUFFIXES if not (self.dir / f"{name}.{s}").is_file()]
+            if missing:
+                raise TemplateProblem(f"email template {name!r}: file(s) {', '.join(missing)} do not exist "
+                                      f"in {self.dir} (each template needs .subject, .txt and .html)",
+                                      template=name, path=self.dir / missing[0])
+            for sample in sample_letters(name):
+                self.render(sample, today=dt.date(2026, 11, 20))
 
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off every line, at most one empty line in a row, one final newline."""
+    lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")]
+    out: list[str] = []
+    for ln in lines:
+        if ln or (out and out[-1]):
+            out.append(ln)
+    return "\n".join(out).strip("\n") + "\n"
+
+
+# -- message --------------------------------------------------------------------------
 
 def build_message(letter: Letter, rendered: RenderedEmail, *, now: dt.datetime | None = None) -> EmailMessage:
-    """A multipart/alternative message; names are encoded, never spliced into headers."""
-    if not valid_address(letter.to_addr):
-        raise ValueError(f"not an email address: {clean_header(letter.to_addr)!r}")
-    if not valid_address(letter.from_addr):
-        raise ValueError(f"sender is not an email address: {clean_header(letter.from_addr)!r}")
+    """A multipart/alternative message (plain text first, then HTML), UTF-8.
+
+    Names go through :class:`~email.headerregistry.Address` and RFC 2047 encoding, never
+    spliced into header text, and lose every control character first; a recipient or
+    sender that is not one plain address raises :class:`BadAddress`.
+    """
+    to_user, to_domain = split_address(letter.to_addr, role="recipient")
+    from_user, from_domain = split_address(letter.from_addr, role="sender")
     msg = EmailMessage()
-    to_user, to_domain = letter.to_addr.rsplit("@", 1)
-    from_user, from_domain = letter.from_addr.rsplit("@", 1)
     msg["From"] = Address(clean_header(letter.organization_name), from_user, from_domain)
     msg["To"] = Address(clean_header(letter.partner_name), to_user, to_domain)
-    if letter.reply_to and valid_address(letter.reply_to):
-        msg["Reply-To"] = letter.reply_to
+    if letter.reply_to:
+        try:  # a bad reply-to costs the convenience, not the letter
+            msg["Reply-To"] = Address("", *split_address(letter.reply_to, role="reply-to"))
+        except BadAddress:
+            pass
     msg["Subject"] = clean_header(rendered.subject)
-    msg["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+    now = now or dt.datetime.now(dt.UTC)
+    msg["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
     msg["Message-ID"] = message_id(letter.pairs, from_domain)
-    msg["X-Receivables-Documents"] = clean_header(", ".join(i.document_number for i in letter.items))
-    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Receivables-Documents"] = clean_header(", ".join(letter.document_numbers))
+    msg["Content-Language"] = "ru"
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no autoreply loops with out-of-office robots
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg.set_content(rendered.text, charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
     return msg
 
 
+# -- SMTP -----------------------------------------------------------------------------
+
 class SmtpSender:
-    """One SMTP session for a batch; per-message results, reconnecting once after a drop."""
+    """One SMTP session for a whole batch, one :class:`SendResult` per message.
+
+    After the connection drops (or the server closes it with a 421), the next message
+    reconnects; if that reconnection fails, every remaining message of the batch is
+    ``temporary`` at once instead of each waiting for its own timeout. A refused login
+    raises :class:`SmtpAuthError`. Nothing here logs, and the password never appears in
+    a message or an exception.
+    """
 
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
         self.smtp: smtplib.SMTP | None = None
+        self.connections = 0
+        self._gave_up: str | None = None
 
     def __enter__(self) -> SmtpSender:
         self._connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self.smtp is not None:
             try:
                 self.smtp.quit()
             except (smtplib.SMTPException, OSError):
-                pass
+                self.smtp.close()
             self.smtp = None
+
+    @property
+    def _alive(self) -> bool:
+        return self.smtp is not None and getattr(self.smtp, "sock", None) is not None
+
+    def _where(self) -> str:
+        return f"SMTP server {self.settings.host}:{self.settings.port}"
+
+    def _redact(self, text: Any) -> str:
+        text = clean_header(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+        password = self.settings.password
+        return text.replace(password, "***") if password else text
 
     def _connect(self) -> None:
         s = self.settings
+        self.close()
+        smtp: smtplib.SMTP | None = None
         try:
             if s.use_ssl:
-                self.smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                             context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
             else:
-                self.smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
                 if s.use_starttls:
-                    self.smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context())
             if s.login:
-                self.smtp.login(s.login, s.password or "")
+                smtp.login(s.login, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            self.smtp = None
-            raise SmtpAuthError(f"SMTP server {s.host}:{s.port} refused the login of {s.login!r} "
-                                f"({exc.smtp_code})") from None
-        except (smtplib.SMTPException, OSError) as exc:
-            self.smtp = None
-            raise ConnectionError(f"cannot connect to SMTP server {s.host}:{s.port}: "
-                                  f"{type(exc).__name__}: {exc}") from None
+            _quietly_close(smtp)
+            raise SmtpAuthError(f"{self._where()} refused the login of {s.login!r}: "
+                                f"{exc.smtp_code} {self._redact(exc.smtp_error)}") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            _quietly_close(smtp)
+            if "AUTH" in str(exc):
+                raise SmtpAuthError(f"{self._where()} does not offer AUTH, so the login of {s.login!r} "
+                                    f"cannot be used (is STARTTLS or SSL needed first?)") from None
+            raise SmtpUnavailable(f"{self._where()}: {self._redact(exc)} (set the connection's "
+                                  f"disable_tls only for a trusted local relay)") from None
+        except smtplib.SMTPException as exc:
+            _quietly_close(smtp)
+            if s.login and "authentication" in str(exc).lower():
+                raise SmtpAuthError(f"{self._where()}: cannot log in as {s.login!r}: {self._redact(exc)}") from None
+            raise SmtpUnavailable(f"cannot talk to {self._where()}: {type(exc).__name__}: "
+                                  f"{self._redact(exc)}") from None
+        except OSError as exc:
+            _quietly_close(smtp)
+            raise SmtpUnavailable(f"cannot connect to {self._where()}: {type(exc).__name__}: "
+                                  f"{self._redact(exc)}") from None
+        self.smtp = smtp
+        self.connections += 1
+        self._gave_up = None
 
     def send(self, msg: EmailMessage) -> SendResult:
-        for attempt in (1, 2):
-            if self.smtp is None:
-                try:
-                    self._connect()
-                except ConnectionError as exc:
-                    return SendResult("temporary", None, str(exc))
+        """Send one message over the batch's connection and say how it went."""
+        if not self._alive:
+            if self._gave_up is not None:
+                return SendResult("temporary", None, self._gave_up)
             try:
-                refused = self.smtp.send_message(msg)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = next(iter(exc.recipients.values()))
-                return _classify(code, text)
-            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
-                return _classify(exc.smtp_code, exc.smtp_error)
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self.smtp = None
-                if attempt == 2:
-                    return SendResult("temporary", None, f"connection lost: {type(exc).__name__}")
-                # the server may or may not have taken it; the Message-ID stays the same
-                continue
+                self._connect()
+            except SmtpUnavailable as exc:
+                self._gave_up = str(exc)
+                return SendResult("temporary", None, str(exc))
+        assert self.smtp is not None
+        try:
+            refused = self.smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            result = self._classify(code, text)
+        except smtplib.SMTPServerDisconnected as exc:
+            result = SendResult("temporary", None, f"connection lost: {self._redact(exc) or 'closed'}")
+            self._drop()
+        except smtplib.SMTPResponseException as exc:  # SMTPSenderRefused, SMTPDataError and kin
+            result = self._classify(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. the message would need SMTPUTF8
+            result = SendResult("permanent", None, self._redact(exc))
+        except (smtplib.SMTPException, OSError) as exc:  # timeouts, resets: the session state is unknown
+            result = SendResult("temporary", None, f"{type(exc).__name__}: {self._redact(exc)}")
+            self._drop()
+        else:
             if refused:
                 code, text = next(iter(refused.values()))
-                return _classify(code, text)
-            return SendResult("sent", 250, "accepted")
-        return SendResult("temporary", None, "connection lost")
+                result = self._classify(code, text)
+            else:
+                result = SendResult("sent", 250, "accepted")
+        if self.smtp is not None and not self._alive:  # smtplib closes the socket itself on a 421
+            self._drop()
+        return result
+
+    def _drop(self) -> None:
+        _quietly_close(self.smtp)
+        self.smtp = None
+
+    def _classify(self, code: int | None, text: Any) -> SendResult:
+        reason = self._redact(text)
+        if code is not None and 500 <= code < 600:
+            return SendResult("permanent", code, reason)
+        return SendResult("temporary", code if code and code > 0 else None, reason)
 
 
-def _classify(code: int | None, text: Any) -> SendResult:
-    reason = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    reason = clean_header(reason)
-    if code is not None and 500 <= code < 600:
-        return SendResult("permanent", code, reason)
-    return SendResult("temporary", code, reason)
+def _quietly_close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        try:
+            smtp.close()
+        except OSError:
+            pass

@@ -90,12 +90,19 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
             # a crashed earlier attempt keeps its Message-ID: regroup by the stored id
             for mid, group in rows.groupby("external_ref", sort=True):
                 for letter in mail.letters_from_plan(group):
+                    part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
                     rendered = renderer.render(letter, today=today or run.as_of)
-                    msg = mail.build_message(letter, rendered)
+                    try:
+                        msg = mail.build_message(letter, rendered)
+                    except mail.BadAddress as exc:
+                        # an address 1C holds but mail cannot use: refused for good until it is fixed
+                        _finish(warehouse, run, part, "failed", f"permanent: {exc}", "failed")
+                        done.update(zip(part["document_ref"], part["step_id"], strict=True))
+                        counts["permanent"] = counts.get("permanent", 0) + len(part)
+                        continue
                     del msg["Message-ID"]
                     msg["Message-ID"] = mid
                     result = sender.send(msg)
-                    part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
                     failpoints.hit("after_email_sent")
                     if result.status == "sent":
                         _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(),
