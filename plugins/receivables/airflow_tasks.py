@@ -100,7 +100,8 @@ def plan(run: dict[str, str], aged: dict[str, Any], order_number: str | None = N
     r = _run(run)
     pol = pipeline.policy()
     wh = warehouse()
-    if r.acting(pol) and not wh.acquire_run_lock(r.as_of, r.run_id, infobase=r.infobase):
+    if r.acting(pol) and not wh.acquire_run_lock(r.as_of, r.run_id, infobase=r.infobase,
+                                                 stale_after=pipeline.STALE_AFTER):
         raise AirflowFailException(pipeline.lock_message(wh, r.as_of, infobase=r.infobase))
     stats = pipeline.plan(r, pol, wh, order_number=order_number)
     for line in stats.pop("explanation", []):

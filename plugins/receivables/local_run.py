@@ -26,7 +26,7 @@ def run_once(*, as_of: dt.date, mode: str, run_id: str, data_dir: Path, client: 
     pipeline.validate(run)
     aged = pipeline.aging(run, pol, warehouse, write_snapshot=order_number is None)
     acting = run.acting(pol, today=today)
-    if acting and not warehouse.acquire_run_lock(as_of, run_id):
+    if acting and not warehouse.acquire_run_lock(as_of, run_id, stale_after=pipeline.STALE_AFTER):
         raise pipeline.RunRefused(pipeline.lock_message(warehouse, as_of))
     try:
         planned = pipeline.plan(run, pol, warehouse, now=now, today=today, order_number=order_number)

@@ -64,6 +64,10 @@ class Run:
                    d.get("infobase", "default"))
 
 
+#: a pending claim or a run lock untouched this long belongs to a crashed run and is taken over
+STALE_AFTER = dt.timedelta(minutes=30)
+
+
 def lock_message(warehouse: Any, as_of: dt.date, *, infobase: str = "default") -> str:
     holder = warehouse.lock_holder(as_of, infobase=infobase)
     who = f"run {holder[0]} (since {holder[1]:%Y-%m-%d %H:%M} UTC)" if holder else "another run"

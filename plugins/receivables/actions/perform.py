@@ -36,14 +36,14 @@ from receivables.actions.onec_writes import (
 from receivables.domain.calendar import get_calendar
 from receivables.domain.policy import Policy
 from receivables.onec.client import ODataAuthError, ODataClient, ODataError
-from receivables.pipeline import Run, _log_frame, acting_rows
+from receivables.pipeline import STALE_AFTER, Run, _log_frame, acting_rows
 
 log = logging.getLogger(__name__)
 
 
 def _claim(warehouse: Any, rows: pd.DataFrame, run: Run) -> pd.DataFrame:
     cols = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "external_ref"]
-    claimed = warehouse.claim(rows[cols], run_id=run.run_id, as_of=run.as_of)
+    claimed = warehouse.claim(rows[cols], run_id=run.run_id, as_of=run.as_of, stale_after=STALE_AFTER)
     if len(claimed) < len(rows):
         log.info("%d rows were already done by another run and are left alone", len(rows) - len(claimed))
     stored = claimed[["document_ref", "step_id", "external_ref", "was_pending"]]

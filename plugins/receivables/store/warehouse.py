@@ -1,424 +1,739 @@
-"""The warehouse: aging snapshots, the collection register and log, run summaries.
+"""The warehouse: aging snapshots, the collection register and log, runs and their lock.
 
-Same SQLAlchemy Core code on SQLite (embedded default) and PostgreSQL (production).
-Money is stored as NUMERIC rubles and travels in Python as integer kopecks.
+The same SQLAlchemy Core code on SQLite (the embedded default) and PostgreSQL
+(production); the URL comes from the Airflow connection ``receivables_db``. Money
+travels in Python as int64 kopecks and is stored as NUMERIC rubles (see `convert`);
+calendar dates are DATE; moments are aware UTC datetimes.
+
+Writes that must not interleave run in `Warehouse._write`: ``BEGIN IMMEDIATE`` on
+SQLite (the transaction holds the database's write lock from its first statement),
+plus a transaction-scoped advisory lock on PostgreSQL where a delete-then-insert must
+not race another one for the same key (a snapshot date, the schema, the key rates).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
     and_,
+    cast,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    literal,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
+from receivables.store import convert, register
 from receivables.store.schema import (
+    MONEY_COLUMNS,
     aging_snapshot,
     collection_log,
     collection_plan,
     collection_register,
+    key_rate,
     metadata,
     run_lock,
     run_summary,
 )
 
-MONEY_COLUMNS = ("amount", "paid", "outstanding", "partner_debt", "contract_debt")
-DATE_COLUMNS = ("as_of_date", "document_date", "due_date")
+log = logging.getLogger(__name__)
+
 VIEWS_DIR = Path(__file__).resolve().parents[3] / "sql" / "views"
+SQLITE_BUSY_MS = 60_000
+#: rows per executemany / COPY batch when loading a snapshot
+CHUNK_ROWS = 100_000
+#: PostgreSQL errors worth retrying the whole transaction for: deadlock, serialization
+_RETRY_PGCODES = {"40P01", "40001"}
+_EPOCH = dt.date(1970, 1, 1)
+_LOG_GUARD = "collection_log_append_only"
+_PG_LOG_GUARD_FN = """
+CREATE OR REPLACE FUNCTION receivables_collection_log_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'collection_log is append-only (% refused)', TG_OP;
+END
+$$"""
+_PG_LOG_GUARD = (f"CREATE TRIGGER {_LOG_GUARD} BEFORE UPDATE OR DELETE OR TRUNCATE ON collection_log "
+                 "FOR EACH STATEMENT EXECUTE FUNCTION receivables_collection_log_append_only()")
+_SQLITE_LOG_GUARDS = {
+    f"{_LOG_GUARD}_{op.lower()}": f"CREATE TRIGGER IF NOT EXISTS {_LOG_GUARD}_{op.lower()} BEFORE {op} ON "
+                                  f"collection_log BEGIN SELECT RAISE(ABORT, 'collection_log is append-only "
+                                  f"({op} refused)'); END"
+    for op in ("UPDATE", "DELETE")
+}
+
+T = TypeVar("T")
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _rubles(kopecks: Any) -> Decimal | None:
-    if kopecks is None or (isinstance(kopecks, float) and np.isnan(kopecks)) or kopecks is pd.NA:
-        return None
-    return Decimal(int(kopecks)).scaleb(-2)
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    """WAL (readers never block the writer) and a busy timeout for every new connection."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cur.close()
 
 
-def _kopecks(series: pd.Series) -> pd.Series:
-    """NUMERIC rubles (Decimal, float on SQLite, text) back to exact integer kopecks."""
-    values = pd.to_numeric(series.map(lambda v: None if v is None else str(v)), errors="coerce")
-    return pd.Series(np.rint(values.to_numpy(dtype="float64") * 100), index=series.index).astype("Int64")
+def _lock_key(*parts: Any) -> int:
+    """A stable signed 64-bit advisory-lock key for the given parts."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
-def _py(v: Any) -> Any:
-    """A pandas/numpy scalar as a plain Python value for the DB driver."""
-    if v is None or v is pd.NaT or v is pd.NA:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, pd.Timestamp):
-        return v.to_pydatetime()
-    return v
+def _view_sql(path: Path) -> str:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(lines).strip().rstrip(";")
 
 
 class Warehouse:
-    """One warehouse database, by SQLAlchemy URL (from connection ``receivables_db``)."""
+    """One warehouse database, by SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg2://…``)."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"future": True}
+    def __init__(self, url: str | URL):
+        parsed = make_url(url)
+        self.url = parsed.render_as_string(hide_password=False)
+        self.backend = parsed.get_backend_name()
+        self.is_sqlite = self.backend == "sqlite"
+        self.is_postgres = self.backend == "postgresql"
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 60}
+            db = parsed.database or ""
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+        elif self.is_postgres:
+            self.engine = create_engine(parsed, pool_pre_ping=True)
         else:
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(url, **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            raise ValueError(f"the warehouse runs on SQLite or PostgreSQL, not {self.backend!r} ({parsed!r})")
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
 
     def dispose(self) -> None:
+        """Close the pooled connections."""
         self.engine.dispose()
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, *lock: Any) -> Iterator[Connection]:
+        """A write transaction; `lock` parts name a PostgreSQL advisory lock held until commit."""
+        with self.engine.begin() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif lock:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(*lock)})
+            yield conn
+
+    def _retrying(self, work: Callable[[Connection], T], *lock: Any, attempts: int = 5) -> T:
+        """Run `work` in a write transaction, again if PostgreSQL aborts it as a deadlock."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write(*lock) as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                code = getattr(exc.orig, "pgcode", None)
+                if code not in _RETRY_PGCODES or attempt == attempts:
+                    raise
+                log.info("warehouse transaction aborted (%s), retrying (%d/%d)", code, attempt, attempts)
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     # -- schema ----------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create missing tables and (re)create the views of sql/views; safe every run, and
-        when two runs start together (the loser of the race finds the tables made)."""
-        _retry(lambda: metadata.create_all(self.engine, checkfirst=True))
-        if VIEWS_DIR.is_dir():
-            _retry(self._create_views)
+        """Create what is missing: tables, indexes, new nullable columns, the log's
+        append-only guard and the views of ``sql/views``. Idempotent and cheap when
+        nothing is missing, safe to call at the start of every task, also concurrently."""
+        with self.engine.connect() as conn:
+            if not self._schema_todo(conn):
+                return
+        with self._write("receivables.schema") as conn:
+            todo = self._schema_todo(conn)  # again, now that we hold the lock
+            if "tables" in todo:
+                metadata.create_all(conn, checkfirst=True)
+                self._add_missing_columns(conn)
+            if "log_guard" in todo:
+                self._create_log_guard(conn)
+            if "views" in todo:
+                self._create_views(conn)
 
-    def _create_views(self) -> None:
-        with self.engine.begin() as conn:
-            for path in sorted(VIEWS_DIR.glob("*.sql")):
-                body = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
-                                 if not line.lstrip().startswith("--"))
-                conn.execute(text(f"DROP VIEW IF EXISTS {path.stem}"))
-                conn.execute(text(f"CREATE VIEW {path.stem} AS {body}"))
+    def _schema_todo(self, conn: Connection) -> set[str]:
+        insp = inspect(conn)
+        todo: set[str] = set()
+        existing = set(insp.get_table_names())
+        for table in metadata.sorted_tables:
+            if table.name not in existing:
+                todo.add("tables")
+                break
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            if set(table.columns.keys()) - have:
+                todo.add("tables")
+                break
+            if {i.name for i in table.indexes} - {i["name"] for i in insp.get_indexes(table.name)}:
+                todo.add("tables")
+                break
+        if "collection_log" not in existing or not self._has_log_guard(conn):
+            todo.add("log_guard")
+        views = self._view_definitions()
+        if views and (set(views) - set(insp.get_view_names()) or self._stale_views(conn, views)):
+            todo.add("views")
+        return todo
 
-    def load_key_rates(self, csv_path: Path) -> int:
-        """The Bank of Russia key rates for SQL users (table key_rate), replaced from the CSV."""
-        import csv
+    def _add_missing_columns(self, conn: Connection) -> None:
+        """ALTER TABLE … ADD COLUMN for columns added to the code after the table was made."""
+        insp = inspect(conn)
+        quote = conn.dialect.identifier_preparer.quote
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have:
+                    continue
+                ddl = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(col.name)} {col.type.compile(conn.dialect)}"
+                if col.server_default is not None:
+                    ddl += f" DEFAULT {col.server_default.arg.text}"  # type: ignore[union-attr]
+                    if not col.nullable:
+                        ddl += " NOT NULL"
+                elif not col.nullable:
+                    log.warning("column %s.%s is missing and NOT NULL without default: not added",
+                                table.name, col.name)
+                    continue
+                conn.exec_driver_sql(ddl)
+                log.info("warehouse: added column %s.%s", table.name, col.name)
 
-        from receivables.store.schema import key_rate
+    def _has_log_guard(self, conn: Connection) -> bool:
+        if self.is_sqlite:
+            names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                                          "tbl_name = 'collection_log'")).scalars())
+            return set(_SQLITE_LOG_GUARDS) <= names
+        return bool(conn.execute(text(
+            "SELECT 1 FROM pg_trigger WHERE tgname = :n AND tgrelid = to_regclass('collection_log')"),
+            {"n": _LOG_GUARD}).first())
 
-        with open(csv_path, encoding="utf-8") as fh:
-            rows = [{"date_from": dt.date.fromisoformat(r["date_from"]), "rate_percent": Decimal(r["rate_percent"]),
-                     "verified": r.get("verified", "").strip().lower() == "yes"} for r in csv.DictReader(fh)]
-        with self.engine.begin() as conn:
-            conn.execute(delete(key_rate))
-            conn.execute(insert(key_rate), rows)
-        return len(rows)
+    def _create_log_guard(self, conn: Connection) -> None:
+        """collection_log is the audit trail: UPDATE and DELETE (and TRUNCATE) are refused."""
+        if self.is_sqlite:
+            for ddl in _SQLITE_LOG_GUARDS.values():
+                conn.exec_driver_sql(ddl)
+        elif not self._has_log_guard(conn):
+            conn.execute(text(_PG_LOG_GUARD_FN))  # text(): escapes the % for psycopg2
+            conn.execute(text(_PG_LOG_GUARD))
+
+    @staticmethod
+    def _view_definitions() -> dict[str, str]:
+        if not VIEWS_DIR.is_dir():
+            return {}
+        return {p.stem: _view_sql(p) for p in sorted(VIEWS_DIR.glob("*.sql"))}
+
+    @staticmethod
+    def _view_tag(body: str) -> str:
+        return "receivables:" + hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def _stale_views(self, conn: Connection, views: dict[str, str]) -> set[str]:
+        """Views whose stored definition is not the one in sql/views."""
+        if self.is_sqlite:
+            stored = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
+            return {name for name, body in views.items() if stored.get(name) != f"CREATE VIEW {name} AS {body}"}
+        stored = dict(conn.execute(text(
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "WHERE c.relkind = 'v' AND c.relnamespace = to_regnamespace(current_schema())")).all())
+        return {name for name, body in views.items() if stored.get(name) != self._view_tag(body)}
+
+    def _create_views(self, conn: Connection) -> None:
+        views = self._view_definitions()
+        for name in sorted(self._stale_views(conn, views)):
+            body = views[name]
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE VIEW {name} AS {body}")
+            if self.is_postgres:
+                conn.exec_driver_sql(f"COMMENT ON VIEW {name} IS '{self._view_tag(body)}'")
 
     def tables(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
 
+    def load_key_rates(self, csv_path: Path) -> int:
+        """The Bank of Russia key rates (table key_rate) made equal to the CSV
+        (date_from, rate_percent, verified=yes|no); writes only what changed."""
+        with open(csv_path, encoding="utf-8") as fh:
+            wanted = {dt.date.fromisoformat(r["date_from"].strip()):
+                      (Decimal(r["rate_percent"].strip()).quantize(Decimal("0.01")),
+                       (r.get("verified") or "").strip().lower() in ("yes", "true", "1"))
+                      for r in csv.DictReader(fh)}
+
+        def current(conn: Connection) -> dict[dt.date, tuple[Decimal, bool]]:
+            rows = conn.execute(select(key_rate.c.date_from, key_rate.c.rate_percent, key_rate.c.verified))
+            return {r.date_from: (Decimal(str(r.rate_percent)).quantize(Decimal("0.01")), bool(r.verified))
+                    for r in rows}
+
+        with self.engine.connect() as conn:
+            if current(conn) == wanted:
+                return len(wanted)
+        with self._write("receivables.key_rate") as conn:
+            have = current(conn)
+            gone = sorted(set(have) - set(wanted))
+            if gone:
+                conn.execute(delete(key_rate).where(key_rate.c.date_from.in_(gone)))
+            changed = [{"date_from": d, "rate_percent": r, "verified": v}
+                       for d, (r, v) in sorted(wanted.items()) if have.get(d) != (r, v)]
+            if changed:
+                stmt = register.dialect_insert(conn)(key_rate)
+                stmt = stmt.on_conflict_do_update(index_elements=["date_from"], set_={
+                    "rate_percent": stmt.excluded.rate_percent, "verified": stmt.excluded.verified})
+                conn.execute(stmt, changed)
+        return len(wanted)
+
     # -- aging snapshot --------------------------------------------------------------
 
     def replace_snapshot(self, as_of: dt.date, aging: pd.DataFrame, *, infobase: str = "default") -> int:
-        """Replace that date's rows with `aging`, in one transaction (reruns replace)."""
-        cols = [c.name for c in aging_snapshot.columns if c.name in aging.columns or c.name == "infobase"]
-        frame = aging.copy()
-        frame["infobase"] = infobase
-        for c in MONEY_COLUMNS:
-            if c in frame:
-                frame[c] = [_rubles(v) for v in frame[c].to_numpy(dtype=object)]
-        for c in DATE_COLUMNS:
-            if c in frame:
-                frame[c] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in frame[c]]
-        rows = [dict(zip(cols, map(_py, rec), strict=True)) for rec in frame[cols].itertuples(index=False)]
-        with self.engine.begin() as conn:
-            conn.execute(delete(aging_snapshot).where(and_(aging_snapshot.c.as_of_date == as_of,
-                                                           aging_snapshot.c.infobase == infobase)))
-            for start in range(0, len(rows), 20000):
-                conn.execute(insert(aging_snapshot), rows[start:start + 20000])
-        return len(rows)
+        """Replace the (infobase, as-of date) rows with `aging`, in one transaction.
+
+        Money columns arrive as int64 kopecks and are stored as exact NUMERIC rubles;
+        dates arrive as datetime64 and are stored as DATE. Columns the table does not
+        have are ignored. Bulk path: COPY on PostgreSQL, executemany of tuples on
+        SQLite, in batches of CHUNK_ROWS. Returns the number of rows written.
+        """
+        day = convert.day(as_of)
+        if day is None:
+            raise ValueError("replace_snapshot: as_of is required")
+        self._check_snapshot(day, aging)
+        # in key order: the unique index then grows at its end instead of everywhere
+        frame = aging.sort_values("document_ref", kind="stable", ignore_index=True)
+        cols = ["infobase", "as_of_date", *[c for c in aging_snapshot.columns.keys()
+                                             if c in frame.columns and c not in ("infobase", "as_of_date")]]
+        ignored = sorted(set(frame.columns) - set(aging_snapshot.columns.keys()))
+        if ignored:
+            log.debug("replace_snapshot: columns not in aging_snapshot ignored: %s", ignored)
+
+        def work(conn: Connection) -> int:
+            t = aging_snapshot
+            conn.execute(delete(t).where(and_(t.c.infobase == infobase, t.c.as_of_date == day)))
+            for start in range(0, len(frame), CHUNK_ROWS):
+                part = frame.iloc[start:start + CHUNK_ROWS]
+                if self.is_postgres:
+                    self._copy_snapshot(conn, cols, part, day, infobase)
+                else:
+                    self._executemany_snapshot(conn, cols, part, day, infobase)
+            return len(frame)
+
+        return self._retrying(work, "aging_snapshot", infobase, day)
+
+    @staticmethod
+    def _check_snapshot(day: dt.date, frame: pd.DataFrame) -> None:
+        if "document_ref" not in frame.columns:
+            raise ValueError("replace_snapshot: the frame needs a document_ref column")
+        if frame["document_ref"].isna().any():
+            raise ValueError("replace_snapshot: document_ref must not be empty")
+        if frame["document_ref"].duplicated().any():
+            dup = frame.loc[frame["document_ref"].duplicated(), "document_ref"].iloc[0]
+            raise ValueError(f"replace_snapshot: document_ref {dup!r} appears more than once")
+        if "as_of_date" in frame.columns and len(frame):
+            dates = pd.to_datetime(frame["as_of_date"]).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+            if (dates != np.datetime64(day, "D")).any():
+                raise ValueError(f"replace_snapshot: rows with an as_of_date other than {day} in the frame")
+
+    @staticmethod
+    def _kind(name: str) -> str:
+        col = aging_snapshot.c[name]
+        if name in MONEY_COLUMNS["aging_snapshot"]:
+            return "money"
+        if isinstance(col.type, Date):
+            return "date"
+        return "int" if isinstance(col.type, Integer) else "text"
+
+    def _executemany_snapshot(self, conn: Connection, cols: list[str], part: pd.DataFrame, day: dt.date,
+                              infobase: str) -> None:
+        """SQLite: one executemany of plain tuples (dates as ISO text, money as the double)."""
+        n = len(part)
+        columns: list[list[Any]] = []
+        for name in cols:
+            kind = "const" if name in ("infobase", "as_of_date") else self._kind(name)
+            if kind == "const":
+                columns.append([infobase if name == "infobase" else day.isoformat()] * n)
+            elif kind == "money":
+                columns.append(convert.money_sqlite(part[name], name))
+            elif kind == "date":
+                columns.append(convert.date_text(part[name]))
+            elif kind == "int":
+                columns.append(convert.int_values(part[name]))
+            else:
+                columns.append(convert.text_values(part[name]))
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO aging_snapshot ({', '.join(quote(c) for c in cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(sql, zip(*columns, strict=True))
+        finally:
+            cur.close()
+
+    def _copy_snapshot(self, conn: Connection, cols: list[str], part: pd.DataFrame, day: dt.date,
+                       infobase: str) -> None:
+        """PostgreSQL: COPY FROM STDIN of text built column-wise with pyarrow (exact money text)."""
+        n = len(part)
+        columns = []
+        for name in cols:
+            kind = "const" if name in ("infobase", "as_of_date") else self._kind(name)
+            if kind == "const":
+                columns.append(convert.copy_constant(infobase if name == "infobase" else day.isoformat(), n))
+            elif kind == "money":
+                columns.append(convert.copy_money_column(part[name], name))
+            elif kind == "date":
+                columns.append(convert.copy_date_column(part[name]))
+            elif kind == "int":
+                columns.append(convert.copy_int_column(part[name]))
+            else:
+                columns.append(convert.copy_text_column(part[name]))
+        quote = conn.dialect.identifier_preparer.quote
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.copy_expert(f"COPY aging_snapshot ({', '.join(quote(c) for c in cols)}) FROM STDIN",
+                            convert.copy_block(columns), size=1 << 20)
+        finally:
+            cur.close()
+
+    def _days(self, col: Any) -> Any:
+        """A DATE column as days since 1970-01-01 (fast to turn into datetime64)."""
+        if self.is_sqlite:
+            return cast(func.julianday(col) - 2440587.5, Integer)
+        return cast(col - literal(_EPOCH, Date), Integer)
+
+    @staticmethod
+    def _kopecks(col: Any) -> Any:
+        """A NUMERIC rubles column as integer kopecks, computed by the database."""
+        return cast(func.round(col * 100), BigInteger)
+
+    def _read_frame(self, table: Any, where: list[Any], order_by: list[Any]) -> pd.DataFrame:
+        """Rows of `table` as a typed frame: money as int64 kopecks, dates as datetime64[s]."""
+        money = set(MONEY_COLUMNS.get(table.name, ()))
+        exprs, kinds = [], []
+        for c in table.columns:
+            if c.name in money:
+                exprs.append(self._kopecks(c).label(c.name))
+                kinds.append("int")
+            elif isinstance(c.type, Date):
+                exprs.append(self._days(c).label(c.name))
+                kinds.append("date")
+            else:
+                exprs.append(c)
+                kinds.append("int" if isinstance(c.type, Integer) else "text")
+        q = select(*exprs).where(*where).order_by(*order_by)
+        with self.engine.connect() as conn:
+            if self.is_postgres:
+                return self._fetch_copy(conn, q, kinds)
+            cols = self._fetch_raw(conn, q)
+        out: dict[str, pd.Series] = {}
+        for c, kind, values in zip(table.columns, kinds, cols, strict=True):
+            if kind == "int":
+                out[c.name] = convert.int_series(values)
+            elif kind == "date":
+                out[c.name] = convert.dates_from_days(values)
+            else:
+                out[c.name] = pd.Series(values, dtype="str")
+        return pd.DataFrame(out)
+
+    @staticmethod
+    def _fetch_raw(conn: Connection, query: Any) -> list[list[Any]]:
+        """SQLite: the query's columns through the driver's cursor (no per-row SQLAlchemy work)."""
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in (compiled.positiontup or [])]
+        params = [v.isoformat() if isinstance(v, dt.date) else v for v in params]
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            rows = cur.execute(str(compiled), params).fetchall()
+        finally:
+            cur.close()
+        width = len(query.selected_columns)
+        return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+    @staticmethod
+    def _fetch_copy(conn: Connection, query: Any, kinds: list[str]) -> pd.DataFrame:
+        """PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by pyarrow (NULL is an
+        unquoted empty field, an empty string a quoted one)."""
+        import io
+
+        import pyarrow as pa
+        from pyarrow import csv as pacsv
+
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        names = [c.name for c in query.selected_columns]
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        buf = io.BytesIO()
+        try:
+            sql = cur.mogrify(str(compiled), compiled.params).decode()
+            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buf, size=1 << 20)
+        finally:
+            cur.close()
+        buf.seek(0)
+        types = {n: (pa.large_string() if k == "text" else pa.int64()) for n, k in zip(names, kinds, strict=True)}
+        if buf.getbuffer().nbytes:
+            table = pacsv.read_csv(
+                buf, read_options=pacsv.ReadOptions(column_names=names),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                                     quoted_strings_can_be_null=False))
+        else:  # no rows: pyarrow refuses an empty file
+            table = pa.table({n: pa.array([], types[n]) for n in names})
+        out: dict[str, pd.Series] = {}
+        for name, kind in zip(names, kinds, strict=True):
+            col = table.column(name).combine_chunks()
+            if kind == "text":
+                out[name] = pd.Series(col.to_pandas(), dtype="str")
+            elif col.null_count:
+                values = col.to_pylist()
+                out[name] = convert.int_series(values) if kind == "int" else convert.dates_from_days(values)
+            else:
+                ints = col.to_numpy()
+                out[name] = (pd.Series(ints.astype("int64")) if kind == "int"
+                             else pd.Series(ints.astype("datetime64[D]").astype("datetime64[s]")))
+        return pd.DataFrame(out)
 
     def read_snapshot(self, as_of: dt.date, *, infobase: str | None = None) -> pd.DataFrame:
-        q = select(aging_snapshot).where(aging_snapshot.c.as_of_date == as_of)
-        if infobase:
-            q = q.where(aging_snapshot.c.infobase == infobase)
-        with self.engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in aging_snapshot.columns])
-        for c in MONEY_COLUMNS:
-            df[c] = _kopecks(df[c])
-        for c in DATE_COLUMNS:
-            df[c] = pd.to_datetime(df[c]).astype("datetime64[s]")
-        return df
-
-    def replace_plan(self, as_of: dt.date, run_id: str, plan: pd.DataFrame) -> int:
-        """The date's latest plan (every decision but `excluded`), for SQL users' preview."""
-        rows = plan.loc[plan["decision"].ne("excluded")]
-        cols = [c.name for c in collection_plan.columns if c.name not in ("as_of_date", "run_id")]
-        payload = []
-        for rec in rows[cols].itertuples(index=False):
-            d = dict(zip(cols, map(_py, rec), strict=True))
-            d["outstanding"] = _rubles(d["outstanding"])
-            d["due_day"] = d["due_day"].date() if isinstance(d["due_day"], dt.datetime) else d["due_day"]
-            payload.append({**d, "as_of_date": as_of, "run_id": run_id})
-        with self.engine.begin() as conn:
-            conn.execute(delete(collection_plan).where(collection_plan.c.as_of_date == as_of))
-            for start in range(0, len(payload), 20000):
-                conn.execute(insert(collection_plan), payload[start:start + 20000])
-        return len(payload)
-
-    # -- register ----------------------------------------------------------------------
+        """That date's rows (every infobase unless one is named), by infobase and document:
+        money as int64 kopecks, dates as datetime64[s], integers as int64."""
+        t = aging_snapshot
+        where = [t.c.as_of_date == convert.day(as_of)]
+        if infobase is not None:
+            where.append(t.c.infobase == infobase)
+        return self._read_frame(t, where, [t.c.infobase, t.c.document_ref])
 
     def snapshot_totals(self) -> pd.DataFrame:
-        """Outstanding and documents per (as_of_date, bucket) over every stored date."""
-        q = (select(aging_snapshot.c.as_of_date, aging_snapshot.c.bucket,
-                    func.count().label("documents"), func.sum(aging_snapshot.c.outstanding).label("outstanding"))
-             .group_by(aging_snapshot.c.as_of_date, aging_snapshot.c.bucket))
+        """Documents and outstanding (kopecks) per (as_of_date, bucket) over every stored date."""
+        t = aging_snapshot
+        q = (select(self._days(t.c.as_of_date).label("as_of_date"), t.c.bucket,
+                    func.count().label("documents"),
+                    cast(func.sum(self._kopecks(t.c.outstanding)), BigInteger).label("outstanding"))
+             .group_by(t.c.as_of_date, t.c.bucket).order_by(t.c.as_of_date, t.c.bucket))
         with self.engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).all(), columns=["as_of_date", "bucket", "documents", "outstanding"])
-        df["outstanding"] = _kopecks(df["outstanding"])
-        df["as_of_date"] = pd.to_datetime(df["as_of_date"]).astype("datetime64[s]")
-        return df
+            rows = conn.execute(q).all()
+        days, buckets, docs, money = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [], [], [])
+        return pd.DataFrame({"as_of_date": convert.dates_from_days(days), "bucket": pd.Series(buckets, dtype="str"),
+                             "documents": pd.Series(docs, dtype="int64"),
+                             "outstanding": convert.kopecks_series(money)})
 
     def snapshot_members(self, dates: Iterable[dt.date]) -> pd.DataFrame:
         """(as_of_date, document_ref) of the open documents on the given dates."""
-        q = select(aging_snapshot.c.as_of_date, aging_snapshot.c.document_ref).where(
-            aging_snapshot.c.as_of_date.in_(list(dates)))
+        t = aging_snapshot
+        wanted = sorted({convert.day(d) for d in dates} - {None})
+        rows: list[Any] = []
         with self.engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).all(), columns=["as_of_date", "document_ref"])
-        df["as_of_date"] = pd.to_datetime(df["as_of_date"]).astype("datetime64[s]")
-        return df
+            for start in range(0, len(wanted), 500):
+                q = select(self._days(t.c.as_of_date), t.c.document_ref).where(
+                    t.c.as_of_date.in_(wanted[start:start + 500]))
+                rows.extend(conn.execute(q).all())
+        days, refs = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [])
+        return pd.DataFrame({"as_of_date": convert.dates_from_days(days), "document_ref": pd.Series(refs, dtype="str")})
+
+    def replace_plan(self, as_of: dt.date, run_id: str, plan: pd.DataFrame) -> int:
+        """The date's latest plan (every decision but ``excluded``), for SQL users' preview."""
+        t = collection_plan
+        day = convert.day(as_of)
+        rows = plan.loc[plan["decision"].ne("excluded")] if "decision" in plan.columns else plan
+        n = len(rows)
+        cols = [c for c in t.columns.keys() if c in rows.columns and c not in ("as_of_date", "run_id")]
+        data: dict[str, list[Any]] = {"as_of_date": [day] * n, "run_id": [run_id] * n}
+        for c in cols:
+            if c == "outstanding":
+                data[c] = [convert.rubles(v) for v in convert.text_values(rows[c])]
+            elif isinstance(t.c[c].type, Date):
+                data[c] = [convert.day(v) for v in convert.text_values(rows[c])]
+            else:
+                data[c] = convert.text_values(rows[c])
+        payload = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+
+        def work(conn: Connection) -> int:
+            conn.execute(delete(t).where(t.c.as_of_date == day))
+            for start in range(0, n, 10_000):
+                conn.execute(insert(t), payload[start:start + 10_000])
+            return n
+
+        return self._retrying(work, "collection_plan", day)
+
+    # -- register: the exactly-once protocol (see receivables.store.register) ---------
 
     def read_register(self, document_refs: Iterable[str] | None = None) -> pd.DataFrame:
-        q = select(collection_register)
-        if document_refs is not None:
-            q = q.where(collection_register.c.document_ref.in_(list(document_refs)))
+        """Register rows (all, or of the given documents): every column; ``sent_at`` and
+        ``updated_at`` tz-aware UTC, ``as_of_date`` a date, ``attempts`` int."""
+        t = collection_register
+        order = [t.c.document_ref, t.c.step_id]
         with self.engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).mappings().all(),
-                              columns=[c.name for c in collection_register.columns])
+            if document_refs is None:
+                rows = conn.execute(select(t).order_by(*order)).all()
+            else:
+                refs = sorted(set(document_refs))
+                rows = []
+                for start in range(0, len(refs), 1000):
+                    rows.extend(conn.execute(select(t).where(t.c.document_ref.in_(refs[start:start + 1000]))
+                                             .order_by(*order)).all())
+        names = list(t.columns.keys())
+        df = pd.DataFrame([tuple(r) for r in rows], columns=names)
         for c in ("sent_at", "updated_at"):
-            df[c] = pd.to_datetime(df[c], utc=True)
+            df[c] = convert.utc_series(df[c].tolist(), index=df.index)
+        df["as_of_date"] = pd.Series([convert.day(v) for v in df["as_of_date"]], index=df.index, dtype=object)
+        df["attempts"] = df["attempts"].fillna(0).astype("int64")
         return df
 
-    def claim(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date,
-              stale_after: dt.timedelta = dt.timedelta(minutes=30)) -> pd.DataFrame:
-        """Make rows ``pending`` before their side effect; return the rows this run holds.
+    def claim(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date, infobase: str = "default",
+              stale_after: dt.timedelta = dt.timedelta(hours=6)) -> pd.DataFrame:
+        """Make rows ``pending`` before their side effect and return the ones this call
+        holds, with the stored ``external_ref`` and ``was_pending`` (see `register.claim`).
 
-        New (document, step) rows are inserted; rows with no ``sent_at`` are switched to
-        pending; rows another attempt left pending (it crashed mid-way) are taken over
-        with their stored ``external_ref``, flagged ``was_pending``. Every update is a
-        compare-and-set on the row's previous state, so two concurrent runs never both
-        hold a row; rows with ``sent_at`` are never claimed. A row pending under another
-        run is taken over only when that run is silent for `stale_after` (it crashed);
-        the same run's retry takes it over at once.
+        `rows`: document_ref, document_number, partner_ref, step_id, action, target,
+        external_ref (more columns are carried through). A ``pending`` row of another run
+        is taken over only after `stale_after` without news from that run.
         """
-        if rows.empty:
-            return rows.assign(was_pending=pd.Series(dtype=bool))
-        now = _now()
-        keys = list(zip(rows["document_ref"], rows["step_id"], strict=True))
-        recs = [{k: _py(v) for k, v in r.items()} for r in rows.to_dict("records")]
-        with self.engine.begin() as conn:
-            before = {(r.document_ref, r.step_id): r for r in conn.execute(
-                select(collection_register.c.document_ref, collection_register.c.step_id,
-                       collection_register.c.status, collection_register.c.sent_at,
-                       collection_register.c.run_id, collection_register.c.updated_at)
-                .where(collection_register.c.document_ref.in_({k[0] for k in keys})))}
-            stmt = _insert(self.engine)(collection_register).on_conflict_do_nothing(
-                index_elements=["document_ref", "step_id"])
-            new = [dict(r, status="pending", run_id=run_id, as_of_date=as_of, updated_at=now, attempts=1,
-                        sent_at=None, detail=None, infobase=r.get("infobase") or "default")
-                   for r in recs if (r["document_ref"], r["step_id"]) not in before]
-            if new:
-                conn.execute(stmt, [{c: r.get(c) for c in _REGISTER_INSERT} for r in new])
-            for r in recs:
-                old = before.get((r["document_ref"], r["step_id"]))
-                if old is None or old.sent_at is not None:
-                    continue
-                if old.status == "pending" and old.run_id != run_id:
-                    touched = old.updated_at
-                    if touched is not None and touched.tzinfo is None:
-                        touched = touched.replace(tzinfo=dt.UTC)
-                    if touched is not None and now - touched < stale_after:
-                        continue  # another run is on it right now
-                t = collection_register
-                where = and_(t.c.document_ref == r["document_ref"], t.c.step_id == r["step_id"],
-                             t.c.sent_at.is_(None), t.c.status == old.status,
-                             (t.c.run_id == old.run_id) if old.run_id is not None else t.c.run_id.is_(None))
-                values = {"status": "pending", "run_id": run_id, "as_of_date": as_of, "updated_at": now,
-                          "attempts": t.c.attempts + 1, "target": r.get("target"),
-                          "document_number": r.get("document_number"), "partner_ref": r.get("partner_ref"),
-                          "action": r.get("action")}
-                if old.status != "pending":
-                    # a fresh attempt: a new id unless an earlier attempt fixed one
-                    values["external_ref"] = _coalesce_ref(t, r.get("external_ref"))
-                conn.execute(update(t).where(where).values(**values))
-            held = conn.execute(
-                select(collection_register.c.document_ref, collection_register.c.step_id,
-                       collection_register.c.external_ref)
-                .where(collection_register.c.run_id == run_id, collection_register.c.status == "pending",
-                       collection_register.c.sent_at.is_(None))).all()
-        held_map = {(h.document_ref, h.step_id): h.external_ref for h in held}
-        out = rows.loc[[k in held_map for k in keys]].copy()
-        out["external_ref"] = [held_map[k] for k in zip(out["document_ref"], out["step_id"], strict=True)]
-        out["was_pending"] = [getattr(before.get(k), "status", None) == "pending"
-                              for k in zip(out["document_ref"], out["step_id"], strict=True)]
-        return out.reset_index(drop=True)
+        day = convert.day(as_of)
+        return self._retrying(lambda conn: register.claim(conn, rows, run_id=run_id, as_of=day, now=_now(),
+                                                          stale_after=stale_after, infobase=infobase))
 
-    def complete(self, rows: pd.DataFrame) -> None:
-        """Record outcomes: status, sent_at (for sent), external_ref, detail."""
-        now = _now()
-        t = collection_register
-        with self.engine.begin() as conn:
-            for r in rows.to_dict("records"):
-                sent_at = _py(r.get("sent_at"))
-                conn.execute(update(t).where(and_(t.c.document_ref == r["document_ref"], t.c.step_id == r["step_id"]))
-                             .values(status=r["status"], sent_at=sent_at, external_ref=_py(r.get("external_ref")),
-                                     detail=_py(r.get("detail")), updated_at=now))
+    def complete(self, rows: pd.DataFrame, *, run_id: str | None = None) -> None:
+        """Outcomes after the side effects: document_ref, step_id, status, sent_at,
+        external_ref, detail (see `register.complete`)."""
+        self._retrying(lambda conn: register.complete(conn, rows, now=_now(), run_id=run_id))
 
-    def record_decisions(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date) -> int:
-        """Upsert non-acting decisions (skipped, superseded, planned); never touch a sent
-        or pending row."""
-        if rows.empty:
-            return 0
-        now = _now()
-        t = collection_register
-        recs = [{k: _py(v) for k, v in r.items()} for r in rows.to_dict("records")]
-        payload = [{c: r.get(c) for c in _REGISTER_INSERT} | {"run_id": run_id, "as_of_date": as_of,
-                                                              "updated_at": now, "attempts": 0,
-                                                              "sent_at": None, "infobase": "default"}
-                   for r in recs]
-        stmt = _insert(self.engine)(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["document_ref", "step_id"],
-            set_={"status": stmt.excluded.status, "detail": stmt.excluded.detail, "target": stmt.excluded.target,
-                  "run_id": stmt.excluded.run_id, "as_of_date": stmt.excluded.as_of_date,
-                  "updated_at": stmt.excluded.updated_at},
-            where=and_(t.c.sent_at.is_(None), t.c.status != "pending"),
-        )
-        with self.engine.begin() as conn:
-            conn.execute(stmt, payload)
-        return len(payload)
+    def record_decisions(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date,
+                         infobase: str = "default") -> int:
+        """Upsert non-acting decisions (skipped, superseded, planned) where no row exists
+        or the row is neither done nor pending (see `register.record_decisions`)."""
+        day = convert.day(as_of)
+        return self._retrying(lambda conn: register.record_decisions(conn, rows, run_id=run_id, as_of=day,
+                                                                     now=_now(), infobase=infobase))
 
     # -- log ---------------------------------------------------------------------------
 
-    def append_log(self, rows: pd.DataFrame | list[dict]) -> int:
-        recs = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
-        if not recs:
+    def append_log(self, rows: pd.DataFrame | list[dict[str, Any]]) -> int:
+        """Append rows to collection_log (``logged_at`` defaults to now, UTC). Columns the
+        log does not have are ignored; ``id`` is assigned by the database."""
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        n = len(frame)
+        if not n:
             return 0
         now = _now()
-        cols = [c.name for c in collection_log.columns if c.name != "id"]
-        payload = [{c: _py(r.get(c)) for c in cols} for r in recs]
-        for p in payload:
-            p["logged_at"] = p["logged_at"] or now
-            if isinstance(p.get("as_of_date"), dt.datetime):
-                p["as_of_date"] = p["as_of_date"].date()
+        t = collection_log
+        data: dict[str, list[Any]] = {}
+        for c in t.columns.keys():
+            if c == "id" or (c not in frame.columns and c != "logged_at"):
+                continue
+            if c == "logged_at":
+                given = convert.text_values(frame[c]) if c in frame.columns else [None] * n
+                data[c] = [convert.utc(v) or now for v in given]
+            elif c == "as_of_date":
+                data[c] = [convert.day(v) for v in convert.text_values(frame[c])]
+            else:
+                data[c] = [None if v is None else str(v) for v in convert.text_values(frame[c])]
+        payload = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
         with self.engine.begin() as conn:
-            conn.execute(insert(collection_log), payload)
-        return len(payload)
+            for start in range(0, n, 10_000):
+                conn.execute(insert(t), payload[start:start + 10_000])
+        return n
 
     def read_log(self) -> pd.DataFrame:
+        """The whole log in insertion order; ``logged_at`` tz-aware UTC."""
         with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(select(collection_log).order_by(collection_log.c.id)).mappings().all(),
-                                columns=[c.name for c in collection_log.columns])
+            rows = conn.execute(select(collection_log).order_by(collection_log.c.id)).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=list(collection_log.columns.keys()))
+        df["logged_at"] = convert.utc_series(df["logged_at"].tolist(), index=df.index)
+        return df
 
     # -- runs --------------------------------------------------------------------------
 
     def acquire_run_lock(self, as_of: dt.date, run_id: str, *, infobase: str = "default",
-                         stale_after: dt.timedelta = dt.timedelta(minutes=30)) -> bool:
-        """Only one run acts per (infobase, as-of date); a lock older than `stale_after` is taken over."""
-        now = _now()
+                         stale_after: dt.timedelta = dt.timedelta(hours=6)) -> bool:
+        """Take the (infobase, as-of date) lock that lets one run act for that date.
+
+        True when this call took it, the same run_id already holds it (a retry; its
+        ``acquired_at`` is refreshed), or the holder's lock is older than `stale_after`
+        (that run died) and was taken over. False while another run holds it.
+        """
+        day = convert.day(as_of)
         t = run_lock
-        with self.engine.begin() as conn:
-            conn.execute(_insert(self.engine)(t).on_conflict_do_nothing(index_elements=["infobase", "as_of_date"]),
-                         {"infobase": infobase, "as_of_date": as_of, "run_id": run_id, "acquired_at": now})
-            conn.execute(update(t).where(and_(t.c.infobase == infobase, t.c.as_of_date == as_of,
-                                              t.c.run_id != run_id, t.c.acquired_at < now - stale_after))
+        key = and_(t.c.infobase == infobase, t.c.as_of_date == day)
+
+        def work(conn: Connection) -> bool:
+            now = _now()
+            conn.execute(register.dialect_insert(conn)(t).on_conflict_do_nothing(
+                index_elements=["infobase", "as_of_date"]),
+                {"infobase": infobase, "as_of_date": day, "run_id": run_id, "acquired_at": now})
+            conn.execute(update(t).where(key, (t.c.run_id == run_id) | (t.c.acquired_at < now - stale_after))
                          .values(run_id=run_id, acquired_at=now))
-            holder = conn.execute(select(t.c.run_id).where(and_(t.c.infobase == infobase,
-                                                                 t.c.as_of_date == as_of))).scalar_one()
-        return holder == run_id
+            return conn.execute(select(t.c.run_id).where(key)).scalar_one() == run_id
+
+        return self._retrying(work)
+
+    def release_run_lock(self, as_of: dt.date, run_id: str, *, infobase: str = "default") -> bool:
+        """Release the lock if `run_id` holds it; True if it did."""
+        t = run_lock
+        day = convert.day(as_of)
+        with self._write() as conn:
+            gone = conn.execute(delete(t).where(t.c.infobase == infobase, t.c.as_of_date == day,
+                                                t.c.run_id == run_id).returning(t.c.run_id)).all()
+        return bool(gone)
 
     def lock_holder(self, as_of: dt.date, *, infobase: str = "default") -> tuple[str, dt.datetime] | None:
+        """(run_id, acquired_at UTC) of the run holding the date's lock, if any."""
+        t = run_lock
         with self.engine.connect() as conn:
-            row = conn.execute(select(run_lock.c.run_id, run_lock.c.acquired_at).where(
-                and_(run_lock.c.infobase == infobase, run_lock.c.as_of_date == as_of))).first()
-        return (row.run_id, row.acquired_at) if row else None
-
-    def release_run_lock(self, as_of: dt.date, run_id: str, *, infobase: str = "default") -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(run_lock).where(and_(run_lock.c.infobase == infobase, run_lock.c.as_of_date == as_of,
-                                                     run_lock.c.run_id == run_id)))
+            row = conn.execute(select(t.c.run_id, t.c.acquired_at).where(
+                t.c.infobase == infobase, t.c.as_of_date == convert.day(as_of))).first()
+        return (row.run_id, register._aware(row.acquired_at)) if row else None
 
     def save_run_summary(self, *, run_id: str, as_of_date: dt.date, mode: str, acting: bool,
                          counts: dict[str, int], documents_read: int, open_documents: int,
                          outstanding: int, started_at: dt.datetime | None = None,
-                         sales_30d: int | None = None, sales_90d: int | None = None) -> None:
+                         finished_at: dt.datetime | None = None, sales_30d: int | None = None,
+                         sales_90d: int | None = None) -> None:
+        """Upsert the run's summary (money in kopecks, stored as rubles; counts as JSON).
+        Without `started_at`, a summary saved earlier for the run keeps its start."""
         now = _now()
-        values = {"run_id": run_id, "as_of_date": as_of_date, "mode": mode, "acting": acting,
-                  "started_at": started_at or now, "finished_at": now, "counts": json.dumps(counts),
-                  "documents_read": documents_read, "open_documents": open_documents,
-                  "outstanding": _rubles(outstanding), "sales_30d": _rubles(sales_30d),
-                  "sales_90d": _rubles(sales_90d)}
-        stmt = _insert(self.engine)(run_summary)
-        stmt = stmt.on_conflict_do_update(index_elements=["run_id"],
-                                          set_={k: stmt.excluded[k] for k in values if k != "run_id"})
-        with self.engine.begin() as conn:
-            conn.execute(stmt, values)
+        values = {"run_id": run_id, "as_of_date": convert.day(as_of_date), "mode": mode, "acting": bool(acting),
+                  "started_at": convert.utc(started_at) or now, "finished_at": convert.utc(finished_at) or now,
+                  "counts": json.dumps(counts, ensure_ascii=False, sort_keys=True, default=int),
+                  "documents_read": int(documents_read), "open_documents": int(open_documents),
+                  "outstanding": convert.rubles(outstanding), "sales_30d": convert.rubles(sales_30d),
+                  "sales_90d": convert.rubles(sales_90d)}
+
+        def work(conn: Connection) -> None:
+            stmt = register.dialect_insert(conn)(run_summary)
+            set_ = {k: stmt.excluded[k] for k in values if k != "run_id"}
+            if started_at is None:
+                set_["started_at"] = func.coalesce(run_summary.c.started_at, stmt.excluded.started_at)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_=set_), values)
+
+        self._retrying(work)
 
     def read_run_summaries(self) -> pd.DataFrame:
+        """Every run summary by start time: money as stored (NUMERIC rubles), times UTC."""
         with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(select(run_summary)).mappings().all(),
-                                columns=[c.name for c in run_summary.columns])
-
-
-_REGISTER_INSERT = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "status",
-                    "sent_at", "external_ref", "detail", "run_id", "as_of_date", "updated_at", "attempts",
-                    "infobase"]
-
-
-def _coalesce_ref(t, new_ref):
-    from sqlalchemy import func, literal
-
-    return func.coalesce(t.c.external_ref, literal(new_ref))
-
-
-def _retry(step, attempts: int = 3) -> None:
-    """DDL raced by a concurrent run fails once with "already exists": wait and redo."""
-    import time
-
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    for attempt in range(attempts):
-        try:
-            step()
-            return
-        except (OperationalError, ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _insert(engine: Engine):
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.close()
+            rows = conn.execute(select(run_summary).order_by(run_summary.c.started_at, run_summary.c.run_id)).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=list(run_summary.columns.keys()))
+        for c in ("started_at", "finished_at"):
+            df[c] = convert.utc_series(df[c].tolist(), index=df.index)
+        return df
