@@ -73,8 +73,11 @@ def test_workbook_sheets_totals_and_formats(reported):
 def test_html_report_is_self_contained_and_renders_in_headless_chromium(reported):
     _, _, html, _, tmp = reported
     page = html.read_text(encoding="utf-8")
-    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
-        'xmlns:xlink="http://www.w3.org/1999/xlink"', "") or "cdn" not in page
+    import re
+
+    # works offline: nothing is fetched (SVG namespaces are identifiers, not requests)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "external resource in the report"
+    assert "<script" not in page and "@import" not in page
     assert page.count("<svg") == 3 and "Эффективность напоминаний" in page and "DSO" in page
     chromium = CHROMIUM
     assert chromium, "Debian's chromium is needed (make test installs it)"
