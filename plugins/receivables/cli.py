@@ -1,5 +1,5 @@
-"""The `receivables` command (spec §7): preview, penalty, claim, report, rates, emulator,
-mailcatcher, demo.
+"""The `receivables` command (spec §7): preview, penalty, claim, report, rates, warehouse,
+emulator, mailcatcher, demo.
 
 Connections are Airflow's (``AIRFLOW_CONN_ONEC_DEFAULT``, ``…_RECEIVABLES_DB`` or the
 metadata DB), so the CLI reads the same 1C and warehouse as the DAGs.
@@ -194,6 +194,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    """Create or migrate the warehouse schema (tables, new columns, the log's guard, views,
+    key rates): the one documented step before the first run and after every upgrade."""
+    from sqlalchemy.engine import make_url
+
+    from receivables import settings
+    from receivables.store.warehouse import Warehouse
+
+    with logs_to_stderr():
+        if args.url:
+            url = args.url
+        else:
+            from receivables.connections import warehouse_url
+
+            url = warehouse_url(args.conn_id)
+        shown = make_url(url).render_as_string(hide_password=True)
+        with Warehouse(url) as wh:
+            todo = wh.pending_migrations()
+            if args.warehouse_command == "check":
+                verdict = f"needs migration ({', '.join(sorted(todo))})" if todo else "up to date"
+                print(f"warehouse {shown}: {verdict}", file=sys.stderr)
+                return 1 if todo else 0
+            wh.create_schema()
+            rates = wh.load_key_rates(settings.key_rates_path())
+            left = wh.pending_migrations()
+            tables = wh.tables()
+    if left:
+        raise RuntimeError(f"warehouse {shown}: still not migrated after create_schema: {sorted(left)}")
+    did = f"migrated ({', '.join(sorted(todo))})" if todo else "already up to date"
+    print(f"warehouse {shown}: {did}; {len(tables)} tables; key rates: {rates} periods")
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from receivables.onec.emulator.server import serve
 
@@ -252,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--as-of", type=_date, required=True)
     rp.add_argument("--out", default="reports")
     rp.set_defaults(func=cmd_report)
+
+    wa = sub.add_parser("warehouse", help="create or migrate the warehouse schema (receivables_db)")
+    wa_sub = wa.add_subparsers(dest="warehouse_command", required=True)
+    for name, text in (("migrate", "create missing tables, columns, the log guard and views; load key rates"),
+                       ("check", "exit 1 when the schema needs `receivables warehouse migrate`")):
+        w = wa_sub.add_parser(name, help=text)
+        w.add_argument("--conn-id", default="receivables_db", help="Airflow connection of the warehouse")
+        w.add_argument("--url", help="a SQLAlchemy URL instead of the Airflow connection")
+        w.set_defaults(func=cmd_warehouse)
 
     em = sub.add_parser("emulator", help="serve the embedded 1C OData emulator")
     em.add_argument("--host", default="127.0.0.1")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from db_fixtures import BACKENDS, database
 
 from harness import connection_env
 from receivables.onec.emulator.generator import generate_company
@@ -85,3 +86,44 @@ def test_claim_for_an_unknown_partner_is_a_clear_error(env, tmp_path):
     e, _ = env
     out = cli(e, "claim", "--as-of", "2026-07-27", "--partner", "нет-такого", "--out", str(tmp_path))
     assert out.returncode == 2 and "no partner with code or name 'нет-такого'" in out.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_warehouse_migrate_creates_then_upgrades_an_older_schema_and_check_says_so(backend, tmp_path):
+    from sqlalchemy import create_engine, inspect, text
+
+    with database(backend, tmp_path) as url:
+        e = {**os.environ, "AIRFLOW_CONN_RECEIVABLES_DB": _conn_json(url)}
+        assert cli(e, "warehouse", "check").returncode == 1
+        first = cli(e, "warehouse", "migrate")
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert "migrated (log_guard, tables, views)" in first.stdout
+        assert cli(e, "warehouse", "check").returncode == 0
+        assert "already up to date" in cli(e, "warehouse", "migrate").stdout
+
+        # an install from before a column and a view existed: migrate brings it up to date
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP VIEW v_aging_by_bucket"))
+            conn.execute(text("DROP VIEW v_effectiveness_by_step"))
+            conn.execute(text("ALTER TABLE aging_snapshot DROP COLUMN segment"))
+        check = cli(e, "warehouse", "check")
+        assert check.returncode == 1 and "needs migration (tables, views)" in check.stderr
+        again = cli(e, "warehouse", "migrate")
+        assert again.returncode == 0 and "migrated (tables, views)" in again.stdout
+        insp = inspect(engine)
+        assert "segment" in {c["name"] for c in insp.get_columns("aging_snapshot")}
+        assert "v_aging_by_bucket" in insp.get_view_names()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM key_rate")).scalar() > 50
+        engine.dispose()
+
+
+def _conn_json(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": u.database})
+    return json.dumps({"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username,
+                       "schema": u.database})

@@ -187,6 +187,11 @@ class Warehouse:
             if "views" in todo:
                 self._create_views(conn)
 
+    def pending_migrations(self) -> set[str]:
+        """What `create_schema` would do now: a subset of {tables, log_guard, views}."""
+        with self.engine.connect() as conn:
+            return self._schema_todo(conn)
+
     def _schema_todo(self, conn: Connection) -> set[str]:
         insp = inspect(conn)
         todo: set[str] = set()
