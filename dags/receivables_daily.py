@@ -11,6 +11,12 @@ outcome in the warehouse (`receivables_db`).
 `mode`: `auto` acts only when `as_of` is today (backfills and catch-up runs only compute
 and record), `live` always acts, `dry_run` never acts and records what it would do.
 
+Several 1C infobases (or organisations published separately): list their connection
+ids in the Variable `receivables_infobases` (JSON list) or the policy's `infobases`; the
+`infobase` task group is mapped over them, so each infobase runs in parallel on the
+workers and its results are tagged with its name. An action with nothing to do for an
+infobase skips itself.
+
 Scheduled at 09:00 Moscow Monday to Saturday; a scheduled run on a day that is not a
 Russian working day skips itself (working Saturdays run).
 """
@@ -18,7 +24,7 @@ Russian working day skips itself (working Saturdays run).
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import Param, dag, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from receivables import airflow_tasks as t
@@ -41,15 +47,16 @@ MOSCOW = pendulum.timezone("Europe/Moscow")
     doc_md=__doc__,
 )
 def receivables_daily():
-    run = t.start()
-    extracted = t.extract(run)
-    aged = t.aging(run, t.validate(run, extracted))
-    planned = t.plan(run, aged)
-    actions = [t.send_emails(run), t.create_tasks(run), t.open_cases(run), t.no_actions()]
-    t.choose_actions(planned) >> actions
-    summary = t.record_outcomes(run, extracted, aged, planned)
-    actions >> summary
-    t.report(run, summary)
+    @task_group(group_id="infobase")
+    def per_infobase(run):
+        extracted = t.extract(run)
+        aged = t.aging(t.validate(extracted))
+        planned = t.plan(aged)
+        summary = t.record_outcomes(planned)
+        [t.send_emails(planned), t.create_tasks(planned), t.open_cases(planned)] >> summary
+        t.report(summary)
+
+    per_infobase.expand(run=t.start())
 
 
 receivables_daily()

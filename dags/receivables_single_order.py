@@ -12,7 +12,7 @@ nothing is due when nothing is.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import Param, dag, task_group
 
 from receivables import airflow_tasks as t
 
@@ -34,13 +34,16 @@ from receivables import airflow_tasks as t
 )
 def receivables_single_order():
     number = "{{ params.order_number }}"
-    run = t.start(order_number=number)
-    extracted = t.extract(run)
-    aged = t.aging(run, t.validate(run, extracted), write_snapshot=False)
-    planned = t.plan(run, aged, order_number=number)
-    actions = [t.send_emails(run), t.create_tasks(run), t.open_cases(run), t.no_actions()]
-    t.choose_actions(planned) >> actions
-    actions >> t.record_outcomes(run, extracted, aged, planned)
+
+    @task_group(group_id="infobase")
+    def per_infobase(run):
+        extracted = t.extract(run)
+        aged = t.aging(t.validate(extracted), write_snapshot=False)
+        planned = t.plan(aged, order_number=number)
+        summary = t.record_outcomes(planned)
+        [t.send_emails(planned), t.create_tasks(planned), t.open_cases(planned)] >> summary
+
+    per_infobase.expand(run=t.start(order_number=number))
 
 
 receivables_single_order()

@@ -46,6 +46,7 @@ class Run:
     mode: str
     folder: Path
     infobase: str = "default"
+    conn_id: str = "onec_default"
 
     def acting(self, policy: Policy, *, today: dt.date | None = None) -> bool:
         """live acts; auto acts only for today's date in the policy zone; dry_run never."""
@@ -56,12 +57,48 @@ class Run:
 
     def to_dict(self) -> dict[str, str]:
         return {"as_of": self.as_of.isoformat(), "run_id": self.run_id, "mode": self.mode,
-                "folder": str(self.folder), "infobase": self.infobase}
+                "folder": str(self.folder), "infobase": self.infobase, "conn_id": self.conn_id}
 
     @classmethod
     def from_dict(cls, d: dict[str, str]) -> Run:
         return cls(dt.date.fromisoformat(d["as_of"]), d["run_id"], d["mode"], Path(d["folder"]),
-                   d.get("infobase", "default"))
+                   d.get("infobase", "default"), d.get("conn_id", "onec_default"))
+
+
+def infobase_runs(as_of: dt.date, run_id: str, mode: str, data_dir: Path, conn_ids: list[str]) -> list[Run]:
+    """One run per 1C infobase: its own run id (so the register, the log, the lock and the
+    summary tell infobases apart) and folder; the default infobase keeps the plain run id."""
+    from receivables.domain.policy import check_infobases, infobase_label
+    from receivables.extract import run_dir
+
+    runs = []
+    for conn_id in check_infobases(list(conn_ids)):
+        label = infobase_label(conn_id)
+        rid = run_id if label == "default" else f"{run_id}__{label}"
+        runs.append(Run(as_of, rid, mode, run_dir(data_dir, as_of, rid), label, conn_id))
+    return runs
+
+
+def parse_infobases(value: str | None) -> list[str] | None:
+    """The Airflow Variable ``receivables_infobases``: a JSON list or comma-separated ids."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            ids = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Variable receivables_infobases is not a JSON list: {exc}") from None
+        if not isinstance(ids, list):
+            raise ValueError("Variable receivables_infobases must be a JSON list of connection ids")
+    else:
+        ids = [part.strip() for part in text.split(",") if part.strip()]
+    from receivables.domain.policy import check_infobases
+
+    try:
+        return check_infobases(ids)
+    except ValueError as exc:
+        raise ValueError(f"Variable receivables_infobases: {exc}") from None
 
 
 #: a pending claim or a run lock untouched this long belongs to a crashed run and is taken over
@@ -175,7 +212,8 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         if run.mode == "dry_run":
             to_register = pd.concat([to_register, act.assign(status="planned")], ignore_index=True)
         if len(to_register):
-            warehouse.record_decisions(_register_frame(to_register), run_id=run.run_id, as_of=run.as_of)
+            warehouse.record_decisions(_register_frame(to_register), run_id=run.run_id, as_of=run.as_of,
+                                       infobase=run.infobase)
     counts = {a: int(act["action"].eq(a).sum()) for a in ACTIONS}
     return {
         "acting": acting,
@@ -187,12 +225,14 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     }
 
 
-def branch_targets(plan_stats: dict[str, Any], task_ids: dict[str, str], skip_id: str) -> list[str]:
-    """Which action tasks run: those with something to do, when the run acts."""
+def nothing_to_do(plan_stats: dict[str, Any], action: str) -> str | None:
+    """Why an action task has nothing to do for this plan (it then skips itself), or None."""
     if not plan_stats["acting"]:
-        return [skip_id]
-    chosen = [task_ids[a] for a in ACTIONS if plan_stats["to_act"].get(a)]
-    return chosen or [skip_id]
+        return (f"mode {plan_stats['mode']} as of {plan_stats.get('as_of', 'this date')}: this run does not act "
+                "(auto acts only for today's date; dry_run never)")
+    if not plan_stats["to_act"].get(action):
+        return f"no {action} is due in this run"
+    return None
 
 
 def _register_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -237,7 +277,8 @@ def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for (action, status), n in mine.groupby(["action", "status"]).size().items():
         counts[f"{action}:{status}"] = int(n)
-    summary = {"as_of": run.as_of.isoformat(), "run_id": run.run_id, **stats,
+    stats = {k: v for k, v in stats.items() if k != "run"}
+    summary = {"as_of": run.as_of.isoformat(), "run_id": run.run_id, "infobase": run.infobase, **stats,
                "outcomes": dict(sorted(counts.items()))}
     (run.folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1,
                                                         default=str))

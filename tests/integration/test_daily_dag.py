@@ -119,8 +119,8 @@ def test_bad_data_stops_the_run_at_the_gate_with_no_contact(dag, world):
     dr = run(dag, as_of=AS_OF.isoformat(), mode="live")
     assert dr.state == "failed"
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    assert states["validate"] == "failed"
-    assert states.get("send_emails") in (None, "upstream_failed")
+    assert states["infobase.validate"] == "failed"
+    assert states.get("infobase.send_emails") in (None, "upstream_failed")
     assert world.mail.messages == []
     assert not any(r.method == "POST" for r in world.onec.requests)
 
@@ -150,3 +150,38 @@ def test_single_order_that_does_not_exist_is_explained(dag, world):
     dr = run(dag, "receivables_single_order", order_number="ТД00-999999", as_of=AS_OF.isoformat(), mode="live")
     assert dr.state == "success" and world.mail.messages == []
     assert "no customer order with this number" in _explanation(world, "ТД00-999999")
+
+
+def test_two_infobases_extract_and_act_in_parallel_each_tagged_with_its_name(dag, world, monkeypatch):
+    """The Variable names a second 1C publication; each gets a mapped instance of the
+    `infobase` group, its own snapshot rows, register rows, run summary and letters."""
+    import json
+
+    branch_company = generate_company(seed=6, scale=0.02, end_date=AS_OF)
+    with EmulatorServer(branch_company, user=USER, password=PASSWORD) as branch:
+        conn = json.loads(connection_env(branch.port, 1, world.warehouse_path, user=USER,
+                                         password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"])
+        monkeypatch.setenv("AIRFLOW_CONN_ONEC_BRANCH", json.dumps(conn))
+        monkeypatch.setenv("AIRFLOW_VAR_RECEIVABLES_INFOBASES", '["onec_default", "onec_branch"]')
+        dr = run(dag, as_of=AS_OF.isoformat(), mode="live")
+        assert dr.state == "success"
+        extracts = [ti for ti in dr.get_task_instances() if ti.task_id == "infobase.extract"]
+        assert sorted(ti.map_index for ti in extracts) == [0, 1]
+        assert {ti.state for ti in extracts} == {"success"}
+        # each publication was read by its own instance
+        assert any(r.entity_set == "Document_ЗаказКлиента" for r in branch.requests)
+        assert any(r.entity_set == "Document_ЗаказКлиента" for r in world.onec.requests)
+
+    wh = warehouse(world)
+    snap = wh.read_snapshot(AS_OF)
+    assert set(snap["infobase"]) == {"default", "branch"}
+    branch_refs = {r["Ref_Key"] for r in branch_company.rows("Document_ЗаказКлиента")}
+    assert set(snap.loc[snap["infobase"].eq("branch"), "document_ref"]) <= branch_refs
+    assert not set(snap.loc[snap["infobase"].eq("default"), "document_ref"]) & branch_refs
+    reg = wh.read_register()
+    sent = reg.loc[reg["status"].eq("sent")]
+    assert set(sent["infobase"]) == {"default", "branch"}
+    assert sent.loc[sent["infobase"].eq("branch"), "run_id"].str.endswith("__branch").all()
+    assert len(world.mail.messages) == sent["external_ref"].nunique()
+    summaries = wh.read_run_summaries()
+    assert sum(summaries["run_id"].str.endswith("__branch")) == 1

@@ -63,3 +63,32 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("pools: [\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(bad)
+
+
+@pytest.mark.parametrize(("infobases", "message"), [
+    ([], "at least one 1C connection id"),
+    (["onec_default", "onec_default"], "must be distinct"),
+    (["onec_main", "main"], "must be distinct"),
+    (["onec default"], "not Airflow connection ids"),
+])
+def test_infobases_must_be_distinct_connection_ids(infobases, message):
+    with pytest.raises(PolicyError, match=message) as err:
+        parse_policy({**BASE, "infobases": infobases}, templates_dir=settings.templates_dir())
+    assert "infobases" in str(err.value)
+
+
+def test_infobase_runs_keep_the_default_run_id_and_tag_the_others(tmp_path):
+    import datetime as dt
+
+    from receivables.pipeline import infobase_runs, parse_infobases
+
+    assert parse_infobases(None) is None and parse_infobases(" ") is None
+    assert parse_infobases('["onec_default", "onec_branch"]') == parse_infobases("onec_default, onec_branch")
+    with pytest.raises(ValueError, match="receivables_infobases is not a JSON list"):
+        parse_infobases('["onec_default",')
+    with pytest.raises(ValueError, match="receivables_infobases: infobases must be distinct"):
+        parse_infobases("onec_a,onec_a")
+    runs = infobase_runs(dt.date(2026, 11, 20), "scheduled__x", "auto", tmp_path, ["onec_default", "onec_branch"])
+    assert [(r.infobase, r.conn_id, r.run_id) for r in runs] == [
+        ("default", "onec_default", "scheduled__x"), ("branch", "onec_branch", "scheduled__x__branch")]
+    assert runs[0].folder != runs[1].folder

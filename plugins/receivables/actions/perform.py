@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 def _claim(warehouse: Any, rows: pd.DataFrame, run: Run) -> pd.DataFrame:
     cols = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "external_ref"]
-    claimed = warehouse.claim(rows[cols], run_id=run.run_id, as_of=run.as_of, stale_after=STALE_AFTER)
+    claimed = warehouse.claim(rows[cols], run_id=run.run_id, as_of=run.as_of, infobase=run.infobase,
+                              stale_after=STALE_AFTER)
     if len(claimed) < len(rows):
         log.info("%d rows were already done by another run and are left alone", len(rows) - len(claimed))
     stored = claimed[["document_ref", "step_id", "external_ref", "was_pending"]]

@@ -7,6 +7,7 @@ the problem, raised before any data is read.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -141,6 +142,14 @@ class Policy(_Model):
     private_persons: ContactLimits = Field(default_factory=ContactLimits)
     claim: ClaimPolicy = Field(default_factory=ClaimPolicy)
     pools: list[Pool] = Field(min_length=1)
+    #: the 1C infobases (Airflow connection ids) a run reads and acts on, each in parallel;
+    #: the Airflow Variable ``receivables_infobases`` overrides this list without a policy edit
+    infobases: list[str] = Field(default_factory=lambda: ["onec_default"])
+
+    @field_validator("infobases")
+    @classmethod
+    def _infobases(cls, v: list[str]) -> list[str]:
+        return check_infobases(v)
 
     @field_validator("timezone")
     @classmethod
@@ -190,6 +199,32 @@ class Policy(_Model):
     def steps(self) -> list[tuple[Pool, int, Step]]:
         """(pool, rank within the pool's ladder, step) in policy order."""
         return [(p, i, s) for p in self.pools for i, s in enumerate(p.steps)]
+
+
+#: Airflow's limit on one mapped expansion (core.max_map_length)
+MAX_INFOBASES = 1024
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
+
+def infobase_label(conn_id: str) -> str:
+    """The infobase's name in the warehouse and run folders: the connection id without
+    its ``onec_`` prefix, so ``onec_default`` is ``default`` (the single-infobase name)."""
+    return conn_id.removeprefix("onec_") or conn_id
+
+
+def check_infobases(conn_ids: list[str]) -> list[str]:
+    """A non-empty list of distinct Airflow connection ids with distinct labels."""
+    if not conn_ids:
+        raise ValueError("must name at least one 1C connection id, e.g. [onec_default]")
+    if len(conn_ids) > MAX_INFOBASES:
+        raise ValueError(f"at most {MAX_INFOBASES} infobases (Airflow's max_map_length), got {len(conn_ids)}")
+    bad = [c for c in conn_ids if not isinstance(c, str) or not _CONN_ID.match(c)]
+    if bad:
+        raise ValueError(f"not Airflow connection ids (letters, digits, _ . -): {bad[:5]}")
+    labels = [infobase_label(c) for c in conn_ids]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"infobases must be distinct (after dropping the onec_ prefix): {conn_ids}")
+    return conn_ids
 
 
 def _key_path(loc: tuple) -> str:
