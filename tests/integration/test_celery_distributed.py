@@ -79,11 +79,14 @@ def redis_db() -> Iterator[int]:
 
 @pytest.fixture
 def world(tmp_path):
-    """The emulated 1C company and the mail catcher, on loopback in this process."""
+    """Two emulated 1C infobases (the default one and a branch) and the mail catcher, on
+    loopback in this process: the run fans out over both on the worker."""
     company = generate_company(seed=5, scale=0.03, end_date=AS_OF)
+    branch_company = generate_company(seed=6, scale=0.02, end_date=AS_OF)
     mail = CaughtMail()
-    with EmulatorServer(company, user=USER, password=PASSWORD) as onec, SmtpServer(mail) as smtp:
-        yield type("World", (), {"onec": onec, "smtp": smtp, "mail": mail})
+    with EmulatorServer(company, user=USER, password=PASSWORD) as onec, \
+            EmulatorServer(branch_company, user=USER, password=PASSWORD) as branch, SmtpServer(mail) as smtp:
+        yield type("World", (), {"onec": onec, "branch": branch, "smtp": smtp, "mail": mail})
 
 
 def _environment(home: Path, *, meta_url: str, warehouse_url: str, broker: str, queue: str, api_port: int,
@@ -97,6 +100,9 @@ def _environment(home: Path, *, meta_url: str, warehouse_url: str, broker: str, 
             if not k.startswith(("AIRFLOW", "RECEIVABLES_")) and k not in ("PYTEST_CURRENT_TEST",)}
     wh = make_url(warehouse_url)
     conns = connection_env(world.onec.port, world.smtp.port, home / "unused.db", user=USER, password=PASSWORD)
+    conns["AIRFLOW_CONN_ONEC_BRANCH"] = connection_env(world.branch.port, world.smtp.port, home / "unused.db",
+                                                       user=USER, password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"]
+    conns["AIRFLOW_VAR_RECEIVABLES_INFOBASES"] = '["onec_default", "onec_branch"]'
     conns["AIRFLOW_CONN_RECEIVABLES_DB"] = json.dumps({
         "conn_type": "postgres", "host": wh.host, "port": wh.port or 5432, "login": wh.username,
         "schema": wh.database})
@@ -270,6 +276,10 @@ def test_daily_run_on_celery_executor_with_separate_processes(tmp_path, redis_db
             executed = [t for t in tis if t["hostname"]]
             assert any(t["state"] == "success" for t in executed), tis
             assert {t["queue"] for t in executed} == {queue}, tis
+            # one mapped instance of the infobase group per 1C publication
+            extracts = [t for t in tis if t["task_id"] == "infobase.extract"]
+            assert sorted(t["map_index"] for t in extracts) == [0, 1], tis
+            assert all(t["hostname"] and t["state"] == "success" for t in extracts), tis
 
             def worker_idle() -> tuple[int, int] | None:
                 # the run is success once the last task reports it; its supervisor may still be
@@ -294,6 +304,7 @@ def test_daily_run_on_celery_executor_with_separate_processes(tmp_path, redis_db
             assert len(sent) > 0 and sent["sent_at"].notna().all(), reg["status"].value_counts()
             assert set(sent["as_of_date"]) == {AS_OF}
             assert sent["run_id"].str.startswith(run_id).all(), sent["run_id"].unique()
+            assert set(sent["infobase"]) == {"default", "branch"}, sent["infobase"].value_counts()
             caught = world.mail.by_message_id()
             assert set(caught) == set(sent["external_ref"])
             assert all(len(msgs) == 1 for msgs in caught.values())
