@@ -1,0 +1,348 @@
+"""Core compute benchmark (issue 8, item 1): normalise + as-of view + aging + plan.
+
+For N open documents (aging rows) the input is what the pipeline really holds: every
+raw 1C JSON row of a company whose extract yields about N open orders — closed and
+paid orders, payment schedules, receipts and their allocation lines, partners,
+contacts — about 2.9 orders and 12 raw rows per open document. Up to 100k open the
+company is one `generate_company(seed=1, scale=N/26 066)`; above that it is a holding
+of k independently generated companies (seeds 1..k, each of the 100k scale) with
+document numbers prefixed per company, so GUIDs are fresh and every company is
+realistic. Generated rows are cached as pickles under benchmarks/.cache/ and loaded
+into fresh dicts, like a JSON decoder's output (not timed).
+
+Each size runs in its own subprocess: after loading the input the peak-RSS counter is
+reset (/proc/self/clear_refs), so `peak_rss_mb` is the process's peak during compute
+(input included) and `compute_rss_mb` what compute added on top of the input.
+
+The row-by-row reference (benchmarks/reference.py) is far too slow for 1M: it runs on
+the smallest size only and is compared with the vectorised aging + plan at that size.
+
+    python -m benchmarks.bench_compute [--sizes 10000,100000,1000000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import pickle
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+END = dt.date(2026, 11, 20)
+AS_OF = END
+#: open documents per unit of generator scale (measured: scale 1.0 -> 26 066 at END)
+OPEN_PER_SCALE = 26_066
+#: open documents per generated company above which the input becomes a holding
+COMPANY_OPEN = 100_000
+#: address-space cap of each size's process (the machine has 24 GB shared with others)
+MAX_GB = float(os.environ.get("BENCH_MAX_GB", "16"))
+
+#: the benchmark's policy: the shipped default pool plus the 1C:CRM debt ladder of
+#: include/policy.yaml's comment (8 steps of all three actions)
+POLICY: dict[str, Any] = {
+    "campaign_start": "2026-06-01", "debt_basis": "partner", "quiet_days": 3,
+    "senders": {"default": "debt@santeh-opt.example"},
+    "pools": [
+        {"name": "debt_ladder", "rank": 50,
+         "match": {"segments": ["Крупный опт", "Строительные компании"],
+                   "settlement": ["ПоЗаказам", "ПоЗаказамНакладным", "ПоДоговорамКонтрагентов"]},
+         "exclude": {"partner_debt_below": 10000},
+         "steps": [
+             {"id": "before_due_5", "action": "email", "anchor": "due_date", "offset": -5,
+              "unit": "business_days", "template": "before_due", "catch_up_days": 4},
+             {"id": "due_today", "action": "email", "anchor": "due_date", "offset": 0,
+              "unit": "calendar_days", "template": "due_today", "catch_up_days": 0},
+             {"id": "overdue_1", "action": "email", "anchor": "due_date", "offset": 1,
+              "unit": "calendar_days", "template": "overdue"},
+             {"id": "overdue_10", "action": "email", "anchor": "due_date", "offset": 10,
+              "unit": "calendar_days", "template": "overdue"},
+             {"id": "call_manager", "action": "task", "anchor": "due_date", "offset": 5,
+              "unit": "business_days", "assignee": "order_manager", "template": "call_manager"},
+             {"id": "open_case", "action": "case", "anchor": "due_date", "offset": 30,
+              "unit": "calendar_days", "template": "debt_case", "require": {"min_outstanding": 50000}}]},
+        {"name": "unpaid_orders", "rank": 100,
+         "match": {"settlement": ["ПоЗаказам", "ПоЗаказамНакладным"]},
+         "steps": [
+             {"id": "unpaid_order", "action": "email", "anchor": "document_date", "offset": 3,
+              "unit": "business_days", "require": {"payment_percent": 0}, "template": "unpaid_order"},
+             {"id": "unpaid_task", "action": "task", "anchor": "document_date", "offset": 10,
+              "unit": "business_days", "assignee": "partner_manager", "template": "call_manager",
+              "require": {"payment_percent": 0}}]},
+    ],
+}
+
+
+# -- input -----------------------------------------------------------------------------
+
+def companies(size: int) -> list[tuple[int, float]]:
+    """(seed, scale) of the generated companies whose extracts add up to ~`size` open documents."""
+    count = max(1, math.ceil(size / COMPANY_OPEN))
+    scale = round(size / count / OPEN_PER_SCALE, 4)
+    return [(seed, scale) for seed in range(1, count + 1)]
+
+
+def _company(seed: int, scale: float) -> dict[str, list[dict]]:
+    """One generated company's raw rows, from the cache or generated and cached."""
+    path = CACHE / f"company-seed{seed}-scale{scale:.4f}.pickle"
+    if path.exists():
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    from receivables.onec.emulator.generator import generate_company
+
+    ds = generate_company(seed=seed, scale=scale, end_date=END)
+    raw = {name: [dict(r) for r in ds.rows(name)] for name in ds.names()}
+    del ds
+    prefix = f"{seed:02d}"
+    for name in ("Document_ЗаказКлиента", "Document_ПоступлениеБезналичныхДенежныхСредств",
+                 "Document_ПриходныйКассовыйОрдер"):
+        for row in raw[name]:  # unique numbers across the holding: ТД00-000001 -> ТД01-000001
+            row["Number"] = row["Number"][:2] + prefix + row["Number"][4:]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(raw, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return raw
+
+
+def load_input(size: int) -> dict[str, list[dict]]:
+    raw: dict[str, list[dict]] = {}
+    for seed, scale in companies(size):
+        for name, rows in _company(seed, scale).items():
+            raw.setdefault(name, []).extend(rows)
+    return raw
+
+
+def make_register(raw: dict[str, list[dict]], seed: int = 1) -> Any:
+    """A lived-in register: a fifth of the orders had one step sent in the last 40 days
+    (one message may cover two orders of a partner), 1% of them refused permanently."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    orders = raw["Document_ЗаказКлиента"]
+    pick = np.flatnonzero(rng.random(len(orders)) < 0.2)
+    steps = [(s["id"], s["action"]) for p in POLICY["pools"] for s in p["steps"]]
+    which = rng.integers(0, len(steps), size=len(pick))
+    days = rng.integers(0, 40, size=len(pick))
+    failed = rng.random(len(pick)) < 0.01
+    as_of = pd.Timestamp(AS_OF, tz="UTC") + pd.Timedelta(hours=7)
+    reg = pd.DataFrame({
+        "document_ref": [orders[i]["Ref_Key"] for i in pick],
+        "document_number": [orders[i]["Number"] for i in pick],
+        "partner_ref": [orders[i]["Партнер_Key"] for i in pick],
+        "step_id": [steps[k][0] for k in which],
+        "action": [steps[k][1] for k in which],
+        "target": "nobody@example.ru",
+        "status": np.where(failed, "failed", "sent"),
+        "sent_at": pd.Series(as_of - pd.to_timedelta(days, unit="D")).where(~failed),
+        "external_ref": [f"<{i // 2}@bench>" for i in range(len(pick))],
+        "detail": np.where(failed, "permanent: 550", None),
+    })
+    return reg
+
+
+# -- one size, in its own process ----------------------------------------------------------
+
+def _status(key: str) -> int:
+    """A /proc/self/status value in kB (VmRSS, VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _progress(**fields: Any) -> None:
+    """A JSON line on stderr per finished stage: what survives when a size runs out of memory."""
+    print(json.dumps(fields), file=sys.stderr, flush=True)
+
+
+def _cap_memory(gb: float) -> None:
+    """Cap the address space so that a size too big for the machine fails alone (MemoryError)
+    instead of pushing the shared machine into the OOM killer."""
+    limit = int(gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
+    from receivables.domain.aging import compute_aging
+    from receivables.domain.normalise import as_of_view, normalise
+    from receivables.domain.plan import build_plan
+    from receivables.domain.policy import parse_policy
+
+    policy = parse_policy(POLICY)
+    raw = load_input(size)
+    register = make_register(raw)
+    gc.collect()
+    input_kb = _status("VmRSS")
+    peak_reset = _reset_peak()
+    now = dt.datetime.combine(AS_OF, dt.time(11), tzinfo=policy.tz)
+    runs: list[dict[str, float]] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        frames = as_of_view(normalise(raw), AS_OF, extracted_on=END)
+        t1 = time.perf_counter()
+        _progress(stage="normalise", seconds=t1 - t0, rss_mb=_status("VmRSS") // 1024)
+        aging = compute_aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+        t2 = time.perf_counter()
+        _progress(stage="aging", seconds=t2 - t1, open_documents=len(aging), rss_mb=_status("VmRSS") // 1024)
+        plan = build_plan(aging, frames, policy, register, AS_OF, now=now)
+        t3 = time.perf_counter()
+        runs.append({"normalise": t1 - t0, "aging": t2 - t1, "plan": t3 - t2, "total": t3 - t0})
+        _progress(run=len(runs), **runs[-1])
+        counts = {"open_documents": len(aging), "plan_rows": len(plan),
+                  "decisions": {str(k): int(v) for k, v in plan["decision"].value_counts().items()}}
+        if _ < repeats - 1:
+            del frames, aging, plan
+            gc.collect()
+    peak_kb = _status("VmHWM")
+    best = min(runs, key=lambda r: r["total"])
+    median_total = statistics.median(r["total"] for r in runs)
+    out: dict[str, Any] = {
+        "size": size,
+        **counts,
+        "orders_read": len(raw["Document_ЗаказКлиента"]),
+        "raw_rows": sum(len(rows) for rows in raw.values()),
+        "register_rows": len(register),
+        "companies": [{"seed": s, "scale": sc} for s, sc in companies(size)],
+        "seconds": {k: round(v, 3) for k, v in best.items()},
+        "seconds_median_total": round(median_total, 3),
+        "seconds_all_totals": [round(r["total"], 3) for r in runs],
+        "rows_per_second": round(counts["open_documents"] / best["total"]),
+        "raw_rows_per_second": round(sum(len(rows) for rows in raw.values()) / best["total"]),
+        "input_rss_mb": round(input_kb / 1024),
+        "peak_rss_mb": round(peak_kb / 1024) if peak_reset else None,
+        "compute_rss_mb": round((peak_kb - input_kb) / 1024) if peak_reset else None,
+    }
+    if with_reference:
+        out["reference"] = _reference(frames, aging, plan, policy, register, now)
+    return out
+
+
+def _reference(frames, aging, plan, policy, register, now) -> dict[str, Any]:
+    """Row-by-row aging + plan on the same frames, timed against the vectorised ones."""
+    from benchmarks import reference as R
+    from receivables.domain.aging import compute_aging
+    from receivables.domain.plan import build_plan
+
+    t0 = time.perf_counter()
+    compute_aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+    build_plan(aging, frames, policy, register, AS_OF, now=now)
+    t2 = time.perf_counter()
+    ref_aging = R.aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+    ref_plan = R.plan(ref_aging, frames, policy, register, AS_OF, now=now)
+    t4 = time.perf_counter()
+    diffs = R.differences(R.plan_table(ref_plan), R.plan_table(plan))
+    vec, ref = t2 - t0, t4 - t2
+    return {
+        "what": "aging + plan (the rules; normalise has no row-wise reference) on this size's frames",
+        "open_documents": len(ref_aging),
+        "seconds": round(ref, 3),
+        "rows_per_second": round(len(ref_aging) / ref),
+        "vectorised_seconds": round(vec, 4),
+        "vectorised_rows_per_second": round(len(aging) / vec),
+        "speedup": round(ref / vec, 1),
+        "identical_aging": R.aging_table(ref_aging) == R.aging_table(aging),
+        "identical_plan": not diffs and len(ref_plan) == len(plan),
+        "differences": diffs,
+    }
+
+
+def _child(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
+    """Run `measure` in a fresh interpreter; add its peak RSS as the kernel counts it."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_compute", "--one", str(size), "--repeats", str(repeats),
+           "--max-gb", str(MAX_GB)]
+    if with_reference:
+        cmd.append("--reference")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    stdout, stderr = proc.communicate()  # reaps the child: read its rusage first
+    del stdout
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines or "seconds" not in lines[-1]:
+        # out of memory (the cap) or killed: keep the stages that finished
+        return {"size": size, "error": f"exit {proc.returncode}: " + (stderr.strip().splitlines() or ["?"])[-1],
+                "completed_stages": lines[-1] if lines else None}
+    result = lines[-1]
+    # the largest child so far (RUSAGE_CHILDREN keeps the maximum): sizes run smallest first
+    result["process_max_rss_mb"] = round(usage.ru_maxrss / 1024)
+    return result
+
+
+def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 3) -> dict[str, Any]:
+    """Measure every size in its own process; the reference runs on the smallest."""
+    sizes = tuple(sorted(sizes))
+    results = [_child(n, repeats, with_reference=(i == 0)) for i, n in enumerate(sizes)]
+    out: dict[str, Any] = {
+        "benchmark": "core compute: normalise(raw 1C JSON rows) + as_of_view + compute_aging + build_plan",
+        "machine": {"cpus": os.cpu_count()},
+        "input": __doc__.split("\n\n")[1].replace("\n", " "),
+        "policy": "benchmarks.bench_compute.POLICY: 2 pools, 8 steps (email, task, case)",
+        "as_of": AS_OF.isoformat(),
+        "repeats": repeats,
+        "sizes": results,
+    }
+    done = [r for r in results if "seconds" in r]
+    ref = done[0].get("reference") if done else None
+    if ref:
+        out["reference"] = {**ref, "size": done[0]["size"],
+                            "full_compute_speedup": round(ref["seconds"] / done[0]["seconds"]["total"], 1)}
+    if len(done) > 1:
+        a, b = done[0], done[-1]
+        growth = math.log(b["seconds"]["total"] / a["seconds"]["total"]) / math.log(
+            b["open_documents"] / a["open_documents"])
+        out["scaling_exponent"] = round(growth, 2)  # 1.0 = linear in open documents
+    if done:
+        largest = done[-1]
+        out["targets"] = {
+            "largest_completed_size": largest["size"],
+            "failed_sizes": [r["size"] for r in results if "seconds" not in r],
+            "seconds_le_5": largest["seconds"]["total"] <= 5,
+            "peak_rss_le_2gb": (largest["peak_rss_mb"] or 0) <= 2048,
+            "compute_rss_le_2gb": (largest["compute_rss_mb"] or 0) <= 2048,
+            "speedup_ge_50x_aging_plan": bool(ref) and ref["speedup"] >= 50,
+            "growth_at_most_linear": out.get("scaling_exponent", 1.0) <= 1.1,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--max-gb", type=float, default=16.0, help="address-space cap of each size's process")
+    args = ap.parse_args(argv)
+    if args.one:
+        _cap_memory(args.max_gb)
+        result = measure(args.one, args.repeats, args.reference)
+        print(json.dumps(result), file=sys.stderr, flush=True)
+        return
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    print(json.dumps(run(sizes, args.repeats), ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
