@@ -141,30 +141,29 @@ def send_emails(planned: State) -> dict[str, int]:
     return send(_run(planned), warehouse(), smtp_settings(), settings.templates_dir())
 
 
+def _write_to_1c(planned: State, action: str) -> dict[str, int]:
+    """Tasks and cases are written to the infobase the plan came from."""
+    _skip_unless_due(planned, action)
+    from receivables import pipeline, settings
+    from receivables.actions import perform
+    from receivables.connections import onec_client, warehouse
+
+    write = {"task": perform.create_tasks, "case": perform.open_cases}[action]
+    r = _run(planned)
+    with onec_client(r.conn_id) as client:
+        return write(r, pipeline.policy(), warehouse(), client, settings.templates_dir())
+
+
 @task
 def create_tasks(planned: State) -> dict[str, int]:
     """Tasks for managers in 1C (Task_ЗадачаИсполнителя)."""
-    _skip_unless_due(planned, "task")
-    from receivables import pipeline, settings
-    from receivables.actions.perform import create_tasks as create
-    from receivables.connections import onec_client, warehouse
-
-    r = _run(planned)
-    with onec_client(r.conn_id) as client:
-        return create(r, pipeline.policy(), warehouse(), client, settings.templates_dir())
+    return _write_to_1c(planned, "task")
 
 
 @task
 def open_cases(planned: State) -> dict[str, int]:
     """Debt cases in 1C (the policy's case_target)."""
-    _skip_unless_due(planned, "case")
-    from receivables import pipeline, settings
-    from receivables.actions.perform import open_cases as open_
-    from receivables.connections import onec_client, warehouse
-
-    r = _run(planned)
-    with onec_client(r.conn_id) as client:
-        return open_(r, pipeline.policy(), warehouse(), client, settings.templates_dir())
+    return _write_to_1c(planned, "case")
 
 
 @task(trigger_rule="none_failed")

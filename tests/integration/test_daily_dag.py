@@ -185,3 +185,36 @@ def test_two_infobases_extract_and_act_in_parallel_each_tagged_with_its_name(dag
     assert len(world.mail.messages) == sent["external_ref"].nunique()
     summaries = wh.read_run_summaries()
     assert sum(summaries["run_id"].str.endswith("__branch")) == 1
+
+
+def test_tasks_and_cases_are_written_to_the_infobase_each_document_came_from(dag, world, monkeypatch, tmp_path):
+    import json
+
+    import yaml
+    from test_exactly_once import LADDER_POLICY
+
+    policy = tmp_path / "ladder.yaml"
+    policy.write_text(yaml.safe_dump(LADDER_POLICY, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("RECEIVABLES_POLICY", str(policy))
+    with EmulatorServer(generate_company(seed=6, scale=0.02, end_date=AS_OF), user=USER, password=PASSWORD) as branch:
+        conn = json.loads(connection_env(branch.port, 1, world.warehouse_path, user=USER,
+                                         password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"])
+        monkeypatch.setenv("AIRFLOW_CONN_ONEC_BRANCH", json.dumps(conn))
+        monkeypatch.setenv("AIRFLOW_VAR_RECEIVABLES_INFOBASES", "onec_default,onec_branch")
+        dr = run(dag, as_of=AS_OF.isoformat(), mode="live")
+        assert dr.state == "success"
+        states = {(ti.task_id, ti.map_index): ti.state for ti in dr.get_task_instances()}
+        assert states[("infobase.send_emails", 0)] == "skipped", "the ladder has no email step"
+        posts = {name: [r for r in srv.requests if r.method == "POST"]
+                 for name, srv in (("default", world.onec), ("branch", branch))}
+
+    reg = warehouse(world).read_register()
+    done = reg.loc[reg["sent_at"].notna()]
+    for infobase, requests in posts.items():
+        mine = done.loc[done["infobase"].eq(infobase)]
+        assert {"task", "case"} <= set(mine["action"]), (infobase, mine["action"].value_counts())
+        # every object this infobase's register rows name was POSTed to this infobase's 1C, once
+        # (a debt case may cover several documents of one partner: one object, several rows)
+        posted = [r for r in requests if r.entity_set in ("Task_ЗадачаИсполнителя", "Catalog_СделкиСКлиентами")]
+        assert len(posted) == mine["external_ref"].nunique()
+        assert all(ref in " ".join(r.body or "" for r in posted) for ref in mine["external_ref"])
