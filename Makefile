@@ -29,6 +29,11 @@ system-deps:
 test: venv system-deps
 	$(BIN)/python -m pytest -q
 
+# Issue 8's benchmarks: one JSON document on stdout, benchmarks/RESULTS.md and results.json
+# rewritten (~10 minutes on 2 cores). Numbers only: nothing is asserted.
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
 lint: venv
 	$(BIN)/ruff check plugins dags tests
 

@@ -7,15 +7,20 @@ renders, builds and sends, and classifies what the server answered.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import email.policy
+import functools
 import re
 import smtplib
 import ssl
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,6 +197,18 @@ def message_id(pairs: Iterable[tuple[str, str]], domain: str) -> str:
 # -- plan -> letters ------------------------------------------------------------------
 
 _KEYS = ["partner_ref", "target", "sender"]
+#: the plan columns a letter's items are made of (``items_from_rows``)
+_ITEM_COLUMNS = ["document_ref", "document_number", "document_date", "amount", "outstanding", "due_date",
+                 "days_overdue", "step_id"]
+
+
+def _sort_key(v: Any) -> tuple:
+    return (1, 0) if _missing(v) else (0, v)
+
+
+def _floats(values: pd.Series) -> list[float]:
+    """Numbers as floats, anything missing or not a number as NaN (nullable Int64 too)."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=float("nan")).tolist()
 
 
 def _text(v: Any) -> str | None:
@@ -202,39 +219,52 @@ def letters_from_plan(plan: pd.DataFrame) -> list[Letter]:
     """One letter per (partner, recipient, sender) listing its documents by date and number.
 
     The template and the heading fields (manager, organization) are those of the item
-    furthest along the ladder (highest ``step_rank``): a partner with one order at "1 day
-    overdue" and another at "10 days overdue" gets one letter in the firmer wording.
-    Optional plan columns ``reply_to``, ``bank_details`` and ``business_days_overdue``
-    are used when present.
+    furthest along the ladder (highest ``step_rank``; among equals the first by date and
+    number): a partner with one order at "1 day overdue" and another at "10 days
+    overdue" gets one letter in the firmer wording. Optional plan columns ``reply_to``,
+    ``bank_details`` and ``business_days_overdue`` are used when present.
+
+    One sort and one pass over plain lists: ``send_emails`` calls this once per
+    Message-ID group, and a pandas sort and groupby per call made it half of that
+    task's time (issue 8 benchmark).
     """
     if "action" in plan.columns:
         plan = plan.loc[plan["action"].eq("email")]
     if plan.empty:
         return []
-    df = plan.sort_values(_KEYS + ["document_date", "document_number"], kind="stable").reset_index(drop=True)
-    groups = df.groupby(_KEYS, sort=False, dropna=False)
-    rank = pd.to_numeric(df["step_rank"], errors="coerce")
-    leads = (df.assign(_rank=rank).sort_values("_rank", ascending=False, kind="stable", na_position="last")
-             .drop_duplicates(_KEYS).set_index(_KEYS))
-    if "business_days_overdue" in df.columns:
-        ahead = -pd.to_numeric(df["business_days_overdue"], errors="coerce")
-        to_due = ahead.where(ahead >= 0).groupby([df[k] for k in _KEYS], sort=False, dropna=False).min()
-    else:
-        to_due = None
+    # stable, missing values last: the order of sort_values(kind="stable")
+    sort_cols = [plan[k].tolist() for k in _KEYS + ["document_date", "document_number"]]
+    order = sorted(range(len(plan)), key=lambda i: tuple(_sort_key(c[i]) for c in sort_cols))
+    items = items_from_rows(plan[_ITEM_COLUMNS])  # the frame's order; picked by `order` below
+    rank = _floats(plan["step_rank"])  # NaN for missing: never equal to itself
+    ahead = [-x for x in _floats(plan["business_days_overdue"])] if "business_days_overdue" in plan.columns else None
+    keys = list(zip(*([None if _missing(v) else v for v in plan[k].tolist()] for k in _KEYS), strict=True))
+    groups: dict[tuple, list[int]] = {}
+    for i in order:
+        groups.setdefault(keys[i], []).append(i)
+    cols = {c: plan[c].tolist() for c in ("partner_name", "organization_name", "template", "manager_name",
+                                         "manager_email", "manager_phone", "reply_to", "bank_details")
+            if c in plan.columns}
     letters = []
-    for key, rows in groups:
-        lead = leads.loc[key]
-        days = None if to_due is None or pd.isna(to_due.get(key)) else int(to_due.get(key))
+    for key, rows in groups.items():
+        lead = rows[0]
+        for i in rows[1:]:  # the highest rank wins; a missing rank never beats a present one
+            if rank[i] == rank[i] and (rank[lead] != rank[lead] or rank[i] > rank[lead]):
+                lead = i
+        days = None
+        if ahead is not None:
+            ahead_days = [ahead[i] for i in rows if ahead[i] == ahead[i] and ahead[i] >= 0]
+            days = int(min(ahead_days)) if ahead_days else None
         letters.append(Letter(
-            partner_ref=key[0], partner_name=_text(lead["partner_name"]) or "",
+            partner_ref=key[0], partner_name=_text(cols["partner_name"][lead]) or "",
             to_addr=_text(key[1]) or "", from_addr=_text(key[2]) or "",
-            organization_name=_text(lead["organization_name"]) or "",
-            template=str(lead["template"]),
-            manager_name=_text(lead["manager_name"]), manager_email=_text(lead["manager_email"]),
-            manager_phone=_text(lead["manager_phone"]),
-            items=items_from_rows(rows),
-            reply_to=_text(lead["reply_to"]) if "reply_to" in leads.columns else None,
-            bank_details=_text(lead["bank_details"]) if "bank_details" in leads.columns else None,
+            organization_name=_text(cols["organization_name"][lead]) or "",
+            template=str(cols["template"][lead]),
+            manager_name=_text(cols["manager_name"][lead]), manager_email=_text(cols["manager_email"][lead]),
+            manager_phone=_text(cols["manager_phone"][lead]),
+            items=[items[i] for i in rows],
+            reply_to=_text(cols["reply_to"][lead]) if "reply_to" in cols else None,
+            bank_details=_text(cols["bank_details"][lead]) if "bank_details" in cols else None,
             business_days_to_due=days))
     return letters
 
@@ -391,34 +421,135 @@ def _tidy_text(text: str) -> str:
 
 # -- message --------------------------------------------------------------------------
 
+#: Header.encode()'s and base64's line limit, under the policy's 78 so nothing is refolded
+_LINE = 76
+#: the default policy's line limit, which set_content's choice of encoding uses
+_POLICY_LINE = 78
+
+
+def address_header(header: str, name: str, user: str, domain: str) -> str | None:
+    """``name <user@domain>`` as header text ready to be written as it is, or None when
+    the name needs more than one encoded word (then ``Address`` must fold it).
+
+    A non-ASCII name (or one that looks like an encoded word) becomes one RFC 2047
+    encoded word; an ASCII one is quoted when it has specials. `name` must already be
+    clean (:func:`clean_header`), `user` and `domain` come from :func:`split_address`.
+    Why not always ``Address``: flattening one walks the policy's parse tree, ~2 ms a
+    header, which held the sender under 100 messages a second (issue 8 benchmark). Why
+    not several encoded words here: parsers keep the space between them inside a
+    display name, so a long name would come back with doubled spaces.
+    """
+    addr = f"{user}@{domain}"
+    if not name:
+        return addr
+    if name.isascii() and "=?" not in name:
+        return formataddr((name, addr))
+    word = Header(name, "utf-8", header_name=header).encode()
+    if "\n" in word:
+        return None
+    # the address on a line of its own when it would push the line past the limit
+    gap = " " if len(header) + 2 + len(word) + len(addr) + 3 <= _LINE else "\n "
+    return f"{word}{gap}<{addr}>"
+
+
+def _set_address(msg: EmailMessage, header: str, name: str, user: str, domain: str) -> None:
+    text = address_header(header, name, user, domain)
+    if text is None:
+        msg[header] = Address(name, user, domain)
+    else:
+        msg.set_raw(header, text)
+
+
+def text_header(header: str, text: str) -> str:
+    """Unstructured header text, ready to be written as it is (see :func:`address_header`):
+    ASCII as it is (the policy folds it if long), anything else as RFC 2047 encoded words."""
+    if text.isascii() and "=?" not in text:
+        return text
+    return Header(text, "utf-8", header_name=header).encode()
+
+
 def build_message(letter: Letter, rendered: RenderedEmail, *, now: dt.datetime | None = None) -> EmailMessage:
     """A multipart/alternative message (plain text first, then HTML), UTF-8.
 
-    Names go through :class:`~email.headerregistry.Address` and RFC 2047 encoding, never
-    spliced into header text, and lose every control character first; a recipient or
-    sender that is not one plain address raises :class:`BadAddress`.
+    Names lose every control character, then go through RFC 2047 encoding or quoting
+    (:func:`address_header`), never spliced into header text raw; a recipient or sender
+    that is not one plain address raises :class:`BadAddress`.
     """
     to_user, to_domain = split_address(letter.to_addr, role="recipient")
     from_user, from_domain = split_address(letter.from_addr, role="sender")
     msg = EmailMessage()
-    msg["From"] = Address(clean_header(letter.organization_name), from_user, from_domain)
-    msg["To"] = Address(clean_header(letter.partner_name), to_user, to_domain)
+    _set_address(msg, "From", clean_header(letter.organization_name), from_user, from_domain)
+    _set_address(msg, "To", clean_header(letter.partner_name), to_user, to_domain)
     if letter.reply_to:
         try:  # a bad reply-to costs the convenience, not the letter
-            msg["Reply-To"] = Address("", *split_address(letter.reply_to, role="reply-to"))
+            _set_address(msg, "Reply-To", "", *split_address(letter.reply_to, role="reply-to"))
         except BadAddress:
             pass
-    msg["Subject"] = clean_header(rendered.subject)
+    msg.set_raw("Subject", text_header("Subject", clean_header(rendered.subject)))
     now = now or dt.datetime.now(dt.UTC)
-    msg["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
-    msg["Message-ID"] = message_id(letter.pairs, from_domain)
-    msg["X-Receivables-Documents"] = clean_header(", ".join(letter.document_numbers))
-    msg["Content-Language"] = "ru"
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no autoreply loops with out-of-office robots
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    msg.set_content(rendered.text, charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # ASCII values made here: stored as they are, as the headers above (see address_header)
+    msg.set_raw("Date", format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC)))
+    msg.set_raw("Message-ID", message_id(letter.pairs, from_domain))
+    msg.set_raw("X-Receivables-Documents", text_header("X-Receivables-Documents",
+                                                       clean_header(", ".join(letter.document_numbers))))
+    msg.set_raw("Content-Language", "ru")
+    msg.set_raw("Auto-Submitted", "auto-generated")  # RFC 3834: no autoreply loops with out-of-office robots
+    msg.set_raw("X-Auto-Response-Suppress", "OOF, AutoReply")
+    msg.set_raw("MIME-Version", "1.0")
+    parts = [text_part(rendered.text, "plain"), text_part(rendered.html, "html")]
+    msg["Content-Type"] = email.policy.default.header_factory(
+        "Content-Type", f'multipart/alternative; boundary="{_boundary(parts)}"')
+    msg.set_payload(parts)
     return msg
+
+
+def _boundary(parts: Sequence[MIMEPart]) -> str:
+    """A random MIME boundary that no part contains. Chosen here because the generator's
+    own choice compiles a fresh regular expression for every message (~0.5 ms)."""
+    while True:
+        boundary = f"=_{uuid.uuid4().hex}"  # '=_' cannot occur in base64 or quoted-printable
+        if not any(boundary in str(p.get_payload()) for p in parts):
+            return boundary
+
+
+def text_part(text: str, subtype: str) -> MIMEPart:
+    """A ``text/<subtype>; charset="utf-8"`` part, encoded as ``set_content`` would choose:
+    7bit or 8bit when every line is short, else the shorter of base64 and
+    quoted-printable judged on the first ten lines.
+
+    Built from raw headers and C-encoded payloads because ``set_content`` and
+    ``add_alternative`` parse every Content-Type they touch three times over: with
+    the address headers, that was most of the time of building a letter (issue 8
+    benchmark). They also dropped ``Content-Language`` (``clear_content`` removes every
+    ``Content-*`` header), which this keeps.
+    """
+    lines = text.encode("utf-8").splitlines()
+    body = b"\n".join(lines) + b"\n"
+    if max((len(line) for line in lines), default=0) <= _POLICY_LINE:
+        cte = "7bit" if body.isascii() else "8bit"
+        payload = body.decode("ascii", "surrogateescape")  # 8bit: BytesGenerator writes the bytes back
+    else:
+        sniff = b"\n".join(lines[:10]) + b"\n"
+        if len(binascii.b2a_qp(sniff, istext=True)) > len(binascii.b2a_base64(sniff)):
+            cte = "base64"
+            step = _LINE // 4 * 3  # 57 bytes -> one 76-character line
+            payload = "".join(binascii.b2a_base64(body[i:i + step]).decode("ascii")
+                              for i in range(0, len(body), step))
+        else:
+            cte = "quoted-printable"
+            payload = binascii.b2a_qp(body, istext=True).decode("ascii")
+    part = MIMEPart()
+    part["Content-Type"] = _parsed("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part["Content-Transfer-Encoding"] = _parsed("Content-Transfer-Encoding", cte)
+    part.set_payload(payload)
+    return part
+
+
+@functools.cache
+def _parsed(name: str, value: str) -> Any:
+    """A header the generator reads while flattening, parsed once per process (a raw
+    value would be parsed again on every read; header objects are immutable)."""
+    return email.policy.default.header_factory(name, value)
 
 
 # -- SMTP -----------------------------------------------------------------------------

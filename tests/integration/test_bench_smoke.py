@@ -1,0 +1,72 @@
+"""The issue 8 benchmarks run and return well-formed numbers (tiny sizes, no timing asserts).
+
+What is checked is the shape of each result: both sides measured, rates positive, the
+hook and the raw loop read the same rows, every message delivered, the DAG files
+define their DAGs, the Airflow run's task times come from its database. How fast
+anything is, is never asserted here: that is ``make bench``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from receivables.settings import PROJECT_ROOT
+
+bench_extract = pytest.importorskip("benchmarks.bench_extract")
+bench_email = pytest.importorskip("benchmarks.bench_email")
+bench_parse = pytest.importorskip("benchmarks.bench_parse")
+bench_e2e = pytest.importorskip("benchmarks.bench_e2e")
+
+
+def positive(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def test_extraction_measures_hook_and_raw_loop_over_the_same_rows():
+    r = bench_extract.run(scale=0.02, repeats=1, page_sizes=(300,), big_set_rows=500)
+    assert r["sets"] and all(n >= 500 for n in r["sets"].values())
+    assert {row["page_size"] for row in r["by_page_size"]} == {300, r["default_page_size"]}
+    for row in r["by_page_size"]:
+        assert row["rows"] == sum(r["sets"].values())  # both sides read every row (checked inside)
+        assert positive(row["hook_rows_per_s"]) and positive(row["raw_rows_per_s"])
+        assert 0 < row["server_share_of_raw"] <= 1
+        assert row["overhead"] == pytest.approx(row["raw_rows_per_s"] / row["hook_rows_per_s"] - 1, abs=1e-3)
+    assert r["fastest_page_size"] in {300, r["default_page_size"]}
+
+
+def test_email_measures_pipeline_sender_and_raw_smtplib():
+    r = bench_email.run(n=8, repeats=1)  # raises unless the catcher saved all 8 messages of each loop
+    assert r["messages"] == 8
+    for side in ("pipeline", "sender", "raw"):
+        assert positive(r[f"{side}_per_s"]), side
+        assert positive(r["client_cpu_ms_per_message"][side]), side
+    assert r["bytes_per_message"] > 1000
+
+
+def test_letters_of_the_email_benchmark_are_distinct():
+    letters = bench_email.make_letters(30)
+    assert len({(lt.partner_ref, lt.to_addr) for lt in letters}) == 30
+    assert len({lt.template for lt in letters}) == len(bench_email.TEMPLATES)
+
+
+def test_parse_times_each_dag_file_and_the_minimal_baseline():
+    daily = PROJECT_ROOT / "dags" / "receivables_daily.py"
+    r = bench_parse.run(repeats=1, dag_files=[daily])
+    assert list(r["files"]) == ["receivables_daily.py"]
+    got = r["files"]["receivables_daily.py"]
+    assert got["dags"] == ["receivables_daily"]
+    assert positive(got["parse_s"]) and got["cold_s"] >= got["parse_s"]
+    assert r["baseline_minimal_dag"]["dags"] == ["minimal"] and positive(r["baseline_minimal_dag"]["parse_s"])
+    assert r["worst_s"] == got["parse_s"]
+
+
+@pytest.mark.airflow
+def test_end_to_end_reads_task_times_from_the_airflow_database():
+    r = bench_e2e.run(scale=0.01, repeats=1)
+    assert positive(r["wall_s"]) and positive(r["tasks_s_sum"])
+    assert r["wall_s"] > r["tasks_s_sum"]  # the command's wall time contains every task
+    assert any(k == "start" for k in r["task_s"])
+    assert any(k.split("[")[0].endswith("extract") for k in r["task_s"])
+    assert r["documents_read"] and r["documents_read"] > 0
