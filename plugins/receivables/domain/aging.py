@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import member
+from receivables.domain.frames import lookup, member, positions, sort_key
 
 AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
@@ -89,28 +89,103 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     sharing an object (a contract's) get its payments oldest due date first, each up to
     its amount.
     """
-    by_object = payments.groupby("settlement_ref", sort=False)["amount"].sum()
-    total = orders["settlement_ref"].map(by_object).fillna(0).astype("int64")
+    # integer codes of the settlement objects the orders name (missing: -1, no object)
+    refs = orders["settlement_ref"]
+    at, objects_named = pd.factorize(refs)
+    paid_in = positions(payments["settlement_ref"], objects_named)
+    hit = paid_in >= 0
+    by_object = np.zeros(len(objects_named) + 1, dtype="int64")  # the last: no object (-1)
+    np.add.at(by_object, paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit])
+    total = by_object[at]
     own_object = objects.set_index("settlement_ref")["object_ref"]
-    own = orders["settlement_ref"].map(own_object).eq(orders["document_ref"]).fillna(False)
-    shared_keys = orders["settlement_ref"].where(~own)
-    shared_counts = shared_keys.map(shared_keys.value_counts()).fillna(0)
+    own = lookup(refs, own_object).eq(orders["document_ref"]).fillna(False).to_numpy(dtype=bool)
+    on_shared = ~own & (at >= 0)
+    counts = np.bincount(at[on_shared], minlength=len(objects_named) + 1)
     # an order alone on an object it does not name (old data) also simply takes it all
-    shared = ~own & shared_counts.gt(1)
+    shared = np.flatnonzero(on_shared & (counts[at] > 1))
     paid = total.copy()
-    if shared.any():
-        sub = pd.DataFrame({
-            "settlement_ref": orders.loc[shared, "settlement_ref"],
-            "due": first_due.loc[shared],
-            "date": orders.loc[shared, "document_date"],
-            "number": orders.loc[shared, "document_number"],
-            "amount": orders.loc[shared, "amount"].astype("int64"),
-            "total": total.loc[shared],
-        }).sort_values(["settlement_ref", "due", "date", "number"], kind="stable")
-        cum = sub.groupby("settlement_ref", sort=False)["amount"].cumsum()
-        sub["paid"] = _fifo(sub["total"].to_numpy(), sub["amount"].to_numpy(), cum.to_numpy())
-        paid.loc[sub.index] = sub["paid"]
-    return paid.astype("int64")
+    if len(shared):
+        # per object, oldest due date first (then date, number; ties keep order), as a stable sort
+        group = at[shared]
+        order = np.lexsort((sort_key(orders["document_number"].iloc[shared]),
+                            sort_key(orders["document_date"].iloc[shared]),
+                            sort_key(first_due.iloc[shared]), group))
+        rows, group = shared[order], group[order]
+        amount = orders["amount"].to_numpy(dtype="int64")[rows]
+        running = np.cumsum(amount)
+        start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        cum = running - np.repeat(running[start] - amount[start], np.diff(np.r_[start, len(rows)]))
+        paid[rows] = _fifo(total[rows], amount, cum)
+    return pd.Series(paid, index=orders.index, dtype="int64")
+
+
+def _paid_and_due_by_ref(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(paid kopecks, due date before rolling) per order, joining stages on the reference text."""
+    sched = schedule(orders, frames["stages"], frames["contracts"])
+    first_due = lookup(orders["document_ref"], sched.groupby("document_ref", sort=False)["pay_date"].min())
+    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"])
+    with_paid = orders[["document_ref"]].assign(paid=paid.to_numpy())
+
+    # within an order, payments cover stages in date order
+    sched = sched.merge(with_paid, on="document_ref", how="inner")
+    cum = sched.groupby("document_ref", sort=False)["stage_amount"].cumsum()
+    covered = _fifo(sched["paid"].to_numpy(), sched["stage_amount"].to_numpy(), cum.to_numpy())
+    open_stage = sched.loc[covered < sched["stage_amount"].to_numpy()]
+    due = open_stage.groupby("document_ref", sort=False)["pay_date"].min()
+    last_stage = sched.groupby("document_ref", sort=False)["pay_date"].max()
+    # stages may under-sum the amount (the gate reports that); the last stage then carries it
+    raw_due = lookup(orders["document_ref"], due).fillna(lookup(orders["document_ref"], last_stage))
+    return paid.to_numpy(), raw_due.to_numpy(dtype="datetime64[s]")
+
+
+def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """`_paid_and_due_by_ref` for unique, present references: each stage row carries its order's
+    position, so grouping, sorting and joining run on integers instead of GUID text."""
+    n = len(orders)
+    stages, contracts = frames["stages"], frames["contracts"]
+    at = positions(stages["document_ref"], orders["document_ref"])
+    have = np.flatnonzero(at >= 0)
+    with_stages = np.zeros(n, dtype=bool)
+    with_stages[at[have]] = True
+    # without stages: due on the order's date plus the contract's term when it sets one
+    without = np.flatnonzero(~with_stages)
+    terms = contracts[["contract_ref", "has_term", "term_days"]].drop_duplicates("contract_ref").set_index(
+        "contract_ref")
+    contract = orders["contract_ref"].iloc[without]
+    has_term = lookup(contract, terms["has_term"]).fillna(False).astype(bool)
+    days = lookup(contract, terms["term_days"]).where(has_term, 0).fillna(0).astype("int64").to_numpy()
+    doc = np.concatenate([at[have], without])
+    date = np.concatenate([
+        stages["pay_date"].to_numpy(dtype="datetime64[s]")[have],
+        (orders["document_date"].to_numpy()[without] + days.astype("timedelta64[D]")).astype("datetime64[s]")])
+    line = np.concatenate([stages["line"].to_numpy(dtype="int64")[have], np.ones(len(without), dtype="int64")])
+    amount = np.concatenate([stages["amount"].to_numpy(dtype="int64")[have],
+                             orders["amount"].to_numpy(dtype="int64")[without]])
+    nat = np.isnat(date)
+    day = np.where(nat, np.iinfo("int64").max, date.view("int64"))  # NaT sorts last, as in sort_values
+    order = np.lexsort((line, day, doc))
+    doc, date, amount, nat = doc[order], date[order], amount[order], nat[order]
+    start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
+
+    first_due = pd.Series(date[start], index=orders.index)  # the earliest stage (NaT only if all are)
+    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"]).to_numpy()
+
+    # within an order, payments cover stages in date order
+    total = np.cumsum(amount)
+    cum = total - np.repeat(total[start] - amount[start], np.diff(np.r_[start, len(doc)]))
+    covered = _fifo(paid[doc], amount, cum)
+    never = np.iinfo("int64").max
+    due = np.full(n, never, dtype="int64")
+    dated_open = np.flatnonzero((covered < amount) & ~nat)
+    np.minimum.at(due, doc[dated_open], date[dated_open].view("int64"))
+    last = np.full(n, np.iinfo("int64").min, dtype="int64")
+    dated = np.flatnonzero(~nat)
+    np.maximum.at(last, doc[dated], date[dated].view("int64"))
+    # stages may under-sum the amount (the gate reports that); the last stage then carries it
+    raw = np.where(due != never, due, last)
+    raw = np.where(raw == np.iinfo("int64").min, np.datetime64("NaT", "s").view("int64"), raw)
+    return paid, raw.view("datetime64[s]")
 
 
 AGING_DTYPES = {
@@ -135,26 +210,18 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     if orders.empty:
         return empty_aging()
     orders["amount"] = orders["amount"].astype("int64")
-    sched = schedule(orders, frames["stages"], frames["contracts"])
-    first_due = orders["document_ref"].map(sched.groupby("document_ref", sort=False)["pay_date"].min())
-    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"])
-    orders["paid"] = paid.to_numpy()
-
-    # within an order, payments cover stages in date order
-    sched = sched.merge(orders[["document_ref", "paid"]], on="document_ref", how="inner")
-    cum = sched.groupby("document_ref", sort=False)["stage_amount"].cumsum()
-    covered = _fifo(sched["paid"].to_numpy(), sched["stage_amount"].to_numpy(), cum.to_numpy())
-    open_stage = sched.loc[covered < sched["stage_amount"].to_numpy()]
-    due = open_stage.groupby("document_ref", sort=False)["pay_date"].min()
-    last_stage = sched.groupby("document_ref", sort=False)["pay_date"].max()
-
+    refs = orders["document_ref"]
+    if not refs.isna().any() and np.array_equal(positions(refs, refs), np.arange(len(refs))):
+        paid, raw_due = _paid_and_due(orders, frames)
+    else:  # repeated or missing references (the gate reports them): join on the text
+        paid, raw_due = _paid_and_due_by_ref(orders, frames)
+    orders["paid"] = paid
     orders["outstanding"] = orders["amount"] - orders["paid"]
-    orders = orders.loc[orders["outstanding"] > 0].reset_index(drop=True)
+    keep = (orders["outstanding"] > 0).to_numpy()
+    orders = orders.loc[keep].reset_index(drop=True)
     if orders.empty:
         return empty_aging()
-    # stages may under-sum the amount (the gate reports that); the last stage then carries it
-    raw_due = orders["document_ref"].map(due).fillna(orders["document_ref"].map(last_stage))
-    orders["due_date"] = cal.roll_forward(raw_due.astype("datetime64[s]"))
+    orders["due_date"] = cal.roll_forward(pd.Series(raw_due[keep]).astype("datetime64[s]"))
 
     as_of_ts = pd.Timestamp(as_of).as_unit("s")
     days = (as_of_ts - orders["due_date"]).dt.days.astype("int64")
@@ -166,13 +233,17 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     orders["contract_debt"] = orders.groupby(orders["contract_ref"].fillna(""), sort=False)[
         "outstanding"].transform("sum")
 
-    partners = frames["partners"][["partner_ref", "partner_name"]].drop_duplicates("partner_ref")
-    orgs = frames["organizations"][["organization_ref", "organization_name"]].drop_duplicates("organization_ref")
-    mgrs = frames["managers"][["manager_ref", "manager_name"]].drop_duplicates("manager_ref")
+    # names by key: left joins on unique keys, as lookups (a missing key matches a missing key)
+    partners = frames["partners"].drop_duplicates("partner_ref").set_index("partner_ref")
+    orgs = frames["organizations"].drop_duplicates("organization_ref").set_index("organization_ref")
+    mgrs = frames["managers"].drop_duplicates("manager_ref").set_index("manager_ref")
     seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
-    seg = seg.drop_duplicates("partner_ref")[["partner_ref", "segment_name"]].rename(columns={"segment_name": "segment"})
-    out = orders.merge(partners, on="partner_ref", how="left").merge(seg, on="partner_ref", how="left").merge(
-        orgs, on="organization_ref", how="left").merge(mgrs, on="manager_ref", how="left")
+    seg = seg.drop_duplicates("partner_ref").set_index("partner_ref")
+    out = orders
+    out["partner_name"] = lookup(out["partner_ref"], partners["partner_name"])
+    out["segment"] = lookup(out["partner_ref"], seg["segment_name"])
+    out["organization_name"] = lookup(out["organization_ref"], orgs["organization_name"])
+    out["manager_name"] = lookup(out["manager_ref"], mgrs["manager_name"])
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")
     return out[AGING_COLUMNS].sort_values("document_ref", ignore_index=True)

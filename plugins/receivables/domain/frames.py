@@ -130,13 +130,60 @@ FRAMES: dict[str, dict[str, str]] = {
 }
 
 
+def _arrow_str(values):
+    """`values` as an Arrow string array (nulls for missing), without a per-element Python step."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not isinstance(values, (pd.Series, pd.Index)) or values.dtype != "str":
+        values = pd.Series(list(values) if isinstance(values, set) else values, dtype="str")
+    arr = pa.array(values)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def member(values, universe):
     """`values.isin(universe)` by hashing: pandas' Arrow-string isin builds one Python
-    scalar per element of `universe`, which costs seconds at a million rows."""
+    scalar per element of `universe`, which costs seconds at a million rows. Missing
+    values are never members."""
+    import pyarrow.compute as pc
+
+    found = pc.is_in(_arrow_str(values), value_set=_arrow_str(universe).drop_null(), skip_nulls=True)
+    return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def positions(keys, index):
+    """Position of each of `keys` in the unique string `index` (-1 when absent); a missing
+    key matches a missing index entry, as pandas' `get_indexer` does."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    pos = pc.index_in(_arrow_str(keys), value_set=_arrow_str(index), skip_nulls=False)
+    return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+
+
+def lookup(keys, mapping):
+    """`keys.map(mapping)` for string keys and a Series `mapping` with a unique string index,
+    hashed in Arrow: pandas' map converts both sides to Python objects first."""
+    import pandas as pd
+    import pyarrow.compute as pc
+    from pandas.api.extensions import take
+
+    if pc.count_distinct(_arrow_str(mapping.index), mode="all").as_py() != len(mapping):
+        return keys.map(mapping)  # pandas raises the same error it always did
+    values = take(mapping.array, positions(keys, mapping.index), allow_fill=True)
+    return pd.Series(values, index=keys.index, name=keys.name)
+
+
+def sort_key(values, *, descending: bool = False):
+    """Ranks of `values` in pandas' sort order with missing values last (as `sort_values`),
+    for `np.lexsort`: the same ranks `sort_values` computes for each key."""
     import numpy as np
     import pandas as pd
 
-    index = pd.Index(pd.unique(pd.Series(list(universe) if isinstance(universe, set) else universe,
-                                         dtype="str").dropna()))
-    found = index.get_indexer(pd.Index(values, dtype="str"))
-    return np.asarray(found >= 0) & np.asarray(pd.notna(values))
+    codes, uniques = pd.factorize(values, sort=True)
+    codes = codes.astype("int64", copy=False)
+    n = len(uniques)
+    missing = codes < 0
+    if descending:
+        codes = n - codes - 1
+    return np.where(missing, n, codes)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import member
+from receivables.domain.frames import lookup, member, positions, sort_key
 from receivables.domain.policy import Policy
 from receivables.onec.schema import PRIVATE_PERSON
 
@@ -56,6 +56,89 @@ _DECISION_OF = {
     "already_done": "done", "not_yet_due": "not_due", "catch_up_expired": "excluded",
     "require_payment_percent": "excluded", "require_min_outstanding": "excluded",
 }
+
+
+#: the decision of every reason (pending steps that act get "due" and "act")
+_DECISION = {**_DECISION_OF, "superseded": "superseded", "failed_permanently": "done",
+             "no_email": "skip", "no_assignee": "skip", "quiet_days": "hold",
+             "contact_limit_230fz": "hold", "quiet_hours_230fz": "hold", "due": "act"}
+_REASON_NAMES = pd.Series(list(REASONS), dtype="str")
+_DECISION_NAMES = pd.Series([_DECISION[r] for r in REASONS], dtype="str")
+_REASON_CODE = {r: i for i, r in enumerate(REASONS)}
+_CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
+
+
+def _flags(mask) -> np.ndarray:
+    """A boolean mask as a numpy array, missing counted as False."""
+    if isinstance(mask, pd.Series):
+        return mask.to_numpy(dtype=bool, na_value=False)
+    return np.asarray(mask, dtype=bool)
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of `values`, equal values equal codes, a missing value a code of its own."""
+    return pd.factorize(values, use_na_sentinel=False)[0].astype("int64", copy=False)
+
+
+def _pairs_in(left: list[pd.Series], right: list[pd.Series]) -> np.ndarray:
+    """`MultiIndex(left).isin(MultiIndex(right))` on integer codes (missing matches missing):
+    building MultiIndexes of Arrow strings costs a Python object per value."""
+    found = np.ones(len(left[0]), dtype=bool)
+    lkey = np.zeros(len(left[0]), dtype="int64")
+    rkey = np.zeros(len(right[0]), dtype="int64")
+    for a, b in zip(left, right, strict=True):
+        universe = b.drop_duplicates()
+        la, rb = positions(a, universe), positions(b, universe)
+        found &= la >= 0
+        keys, rkey = np.unique(rkey * len(universe) + rb, return_inverse=True)
+        lkey = lkey * len(universe) + la
+        at = np.clip(np.searchsorted(keys, lkey), 0, max(len(keys) - 1, 0))
+        found &= (keys[at] == lkey) if len(keys) else False
+        lkey = at  # a pair found keeps its right-hand code; the rest are already not found
+        rkey = rkey.reshape(-1)
+    return found
+
+
+def _map_few(values: pd.Series, mapping: Mapping) -> pd.Series:
+    """`values.map(mapping)` for a column of few distinct values: maps the distinct ones only."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = pd.Series(uniques).map(mapping)
+    return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
+
+
+def _expand(docs: pd.DataFrame, steps: pd.DataFrame, doc_order: np.ndarray
+            ) -> tuple[pd.DataFrame, np.ndarray]:
+    """`docs.merge(steps, on="pool", how="left")` with the documents taken in `doc_order`:
+    every document once per step of its pool (in policy order), or once with empty step
+    columns. Built by integer takes instead of a join on Arrow strings; also returns the
+    document (row of `docs`) of each candidate."""
+    names = pd.Index(pd.unique(steps["pool"]))
+    by_pool = [np.flatnonzero(steps["pool"].eq(name).to_numpy(dtype=bool)) for name in names]
+    width = max(len(ix) for ix in by_pool)
+    table = np.full((len(names) + 1, width), -1, dtype="int64")  # last row: no pool
+    for k, ix in enumerate(by_pool):
+        table[k, :len(ix)] = ix
+    pool = positions(docs["pool"], names)[doc_order]
+    pool = np.where(pool < 0, len(names), pool)
+    counts = np.maximum((table >= 0).sum(axis=1), 1)[pool]
+    di = np.repeat(doc_order, counts)
+    within = np.arange(len(di)) - np.repeat(np.cumsum(counts) - counts, counts)
+    si = table[np.repeat(pool, counts), within]
+    cols = {c: _take(docs[c], di) for c in docs.columns}
+    for c in steps.columns:
+        if c != "pool":
+            cols[c] = _take(steps[c], si)
+    return pd.DataFrame(cols), di
+
+
+def _take(values: pd.Series, indices: np.ndarray):
+    """`values` at `indices`, -1 giving a missing value (int64 becomes float64, as in a join)."""
+    from pandas.api.extensions import take
+
+    arr = values.array
+    if isinstance(arr, pd.arrays.NumpyExtensionArray):
+        return take(arr.to_numpy(), indices, allow_fill=True)
+    return arr.take(indices, allow_fill=True)
 
 
 def _steps_frame(policy: Policy) -> pd.DataFrame:
@@ -129,9 +212,10 @@ def _recipients(contacts: pd.DataFrame, policy: Policy) -> pd.Series:
 def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as_of: dt.date,
                   now: dt.datetime | None) -> tuple[pd.Series, pd.Series]:
     """(quiet_days hold, 230-ФЗ hold) masks over email candidates."""
-    is_email = cand["action"].eq("email")
-    quiet = pd.Series(False, index=cand.index)
-    cap = pd.Series(pd.NA, index=cand.index, dtype="str")
+    # only email candidates (private persons' for the caps) are looked up
+    is_email = cand["action"].eq("email").to_numpy(dtype=bool)
+    quiet = np.zeros(len(cand), dtype=bool)
+    cap = np.full(len(cand), -1, dtype="int64")  # position in _CAPS, -1: none
     sent = register.loc[register["sent_at"].notna() & register["action"].eq("email"),
                         ["partner_ref", "sent_at", "external_ref"]].copy()
     if len(sent):
@@ -139,25 +223,29 @@ def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as
     as_of_ts = pd.Timestamp(as_of)
     if policy.quiet_days > 0 and len(sent):
         recent = sent.loc[sent["day"] > as_of_ts - pd.Timedelta(days=policy.quiet_days)]
-        quiet = is_email & pd.Series(member(cand["partner_ref"], recent["partner_ref"]), index=cand.index)
-    private = is_email & cand["legal_form"].eq(PRIVATE_PERSON)
-    if private.any():
+        rows = np.flatnonzero(is_email)
+        quiet[rows] = member(cand["partner_ref"].iloc[rows], recent["partner_ref"])
+    private = np.flatnonzero(is_email & cand["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False))
+    if len(private):
         lim = policy.private_persons
+        partner = cand["partner_ref"].iloc[private]
         if len(sent):
             # one letter = one message, however many register rows it covered
             msgs = sent.drop_duplicates(["partner_ref", "external_ref"])
             for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
                 window = msgs.loc[msgs["day"] > as_of_ts - pd.Timedelta(days=days)]
                 counts = window.groupby("partner_ref").size()
-                over = private & cand["partner_ref"].map(counts).fillna(0).ge(limit)
-                cap = cap.mask(cap.isna() & over, "contact_limit_230fz")
+                over = lookup(partner, counts).fillna(0).ge(limit).to_numpy(dtype=bool)
+                hit = private[over & (cap[private] < 0)]
+                cap[hit] = 0
         if now is not None:
             local = now.astimezone(policy.tz)
             working = bool(get_calendar().is_working(np.array([local.date()], dtype="datetime64[D]"))[0])
             lo, hi = lim.weekday_hours if working else lim.weekend_hours
             if not lo <= local.hour < hi:
-                cap = cap.mask(cap.isna() & private, "quiet_hours_230fz")
-    return quiet, cap
+                cap[private[cap[private] < 0]] = 1
+    return (pd.Series(quiet, index=cand.index),
+            pd.Series(_CAPS.array.take(cap, allow_fill=True), index=cand.index))
 
 
 def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: Policy,
@@ -176,8 +264,18 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     docs["doc_reason"] = _document_reasons(docs, frames["segments"], policy)
 
     steps = _steps_frame(policy)
-    cand = docs.merge(steps, on="pool", how="left") if len(steps) else docs.assign(step_id=pd.NA)
-    cand = cand.reset_index(drop=True)
+    if len(steps):
+        # documents in output order up front, so the final sort is (almost) a no-op
+        number_key, date_key = sort_key(docs["document_number"]), sort_key(docs["document_date"])
+        doc_order = np.lexsort((number_key, date_key))
+        # only what the plan reads or returns (manager_name is looked up again below)
+        used = [c for c in docs.columns if c != "manager_name" and (
+            c in PLAN_COLUMNS or c in ("doc_reason", "manager_ref", "main_manager_ref"))]
+        cand, doc_of = _expand(docs[used], steps, doc_order)
+    else:
+        cand = docs.assign(step_id=pd.NA).reset_index(drop=True)
+        number_key, date_key = sort_key(cand["document_number"]), sort_key(cand["document_date"])
+        doc_of = np.arange(len(cand))
 
     has_step = cand["step_id"].notna()
     anchor = cand["document_date"].where(cand["anchor"].eq("document_date"), cand["due_date"])
@@ -188,32 +286,41 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     cand["due_day"] = business.where(cand["unit"].eq("business_days"), calendar_days).astype("datetime64[s]")
     cand.loc[~has_step, "due_day"] = pd.NaT
 
-    reason = cand["doc_reason"].copy()
+    # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
+    # where a mask over Arrow strings would rebuild the column every time
+    code = positions(cand["doc_reason"], _REASON_NAMES)
+    no_step = ~has_step.to_numpy(dtype=bool)
+
+    def give(hit, name: str, *, step_only: bool = False) -> None:
+        """The reason of every candidate that has none yet and `hit`s."""
+        hit = (code < 0) & _flags(hit)
+        if step_only:
+            hit &= ~no_step
+        code[hit] = _REASON_CODE[name]
+
     reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]].drop_duplicates()
-    done_keys = pd.MultiIndex.from_frame(reg) if len(reg) else None
-    if done_keys is not None:
-        done = pd.MultiIndex.from_frame(cand[["document_ref", "step_id"]]).isin(done_keys)
-        reason = reason.mask(reason.isna() & done, "already_done")
+    if len(reg):
+        give(_pairs_in([cand["document_ref"], cand["step_id"]], [reg["document_ref"], reg["step_id"]]),
+             "already_done")
     as_of_ts = np.datetime64(as_of, "s")
-    reason = reason.mask(reason.isna() & (cand["due_day"] > as_of_ts), "not_yet_due")
+    give(cand["due_day"] > as_of_ts, "not_yet_due")
     late = (as_of_ts - cand["due_day"]).dt.days
-    expired = cand["catch_up_days"].fillna(-1).ge(0) & late.gt(cand["catch_up_days"])
-    reason = reason.mask(reason.isna() & expired, "catch_up_expired")
+    give(cand["catch_up_days"].fillna(-1).ge(0) & late.gt(cand["catch_up_days"]), "catch_up_expired")
     pct = cand["paid"] * 100.0 / cand["amount"]  # a ratio for a threshold, not money
-    reason = reason.mask(reason.isna() & cand["require_pct"].notna() & (pct > cand["require_pct"]),
-                         "require_payment_percent")
-    reason = reason.mask(reason.isna() & cand["require_min"].ge(0) & (cand["outstanding"] < cand["require_min"]),
-                         "require_min_outstanding")
+    give(cand["require_pct"].notna() & (pct > cand["require_pct"]), "require_payment_percent")
+    give(cand["require_min"].ge(0) & (cand["outstanding"] < cand["require_min"]), "require_min_outstanding")
 
     # several due steps of one action for one document: only the latest due day acts
-    due_now = reason.isna() & has_step
-    order = cand.loc[due_now].sort_values(["due_day", "step_rank"], ascending=False, kind="stable")
-    winners = order.drop_duplicates(["document_ref", "action"]).index
-    superseded = due_now & ~cand.index.isin(winners)
-    reason = reason.mask(superseded, "superseded")
-
-    decision = reason.map(_DECISION_OF).astype("str")
-    decision = decision.mask(reason.eq("superseded"), "superseded")
+    rows = np.flatnonzero((code < 0) & ~no_step)
+    sub = cand[["document_ref", "action", "due_day", "step_rank"]].iloc[rows]
+    order = np.lexsort((sort_key(sub["step_rank"], descending=True),
+                        sort_key(sub["due_day"], descending=True)))
+    group = _codes(sub["document_ref"]) * (len(rows) + 1) + _codes(sub["action"])
+    first = np.unique(group[order], return_index=True)[1]
+    superseded = np.zeros(len(cand), dtype=bool)
+    superseded[rows] = True
+    superseded[rows[order[first]]] = False
+    give(superseded, "superseded")
 
     # targets
     mgrs = frames["managers"].set_index("manager_ref")
@@ -221,41 +328,40 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                                                      cand["main_manager_ref"])
     cand.loc[cand["action"].eq("case"), "assignee_ref"] = cand["manager_ref"].fillna(cand["main_manager_ref"])
     contact_mgr = cand["manager_ref"].fillna(cand["main_manager_ref"])
-    cand["manager_name"] = contact_mgr.map(mgrs["manager_name"])
-    cand["manager_email"] = contact_mgr.map(mgrs["email"])
-    cand["manager_phone"] = contact_mgr.map(mgrs["phone"])
-    address = cand["partner_ref"].map(_recipients(frames["contacts"], policy))
+    cand["manager_name"] = lookup(contact_mgr, mgrs["manager_name"])
+    cand["manager_email"] = lookup(contact_mgr, mgrs["email"])
+    cand["manager_phone"] = lookup(contact_mgr, mgrs["phone"])
+    address = lookup(cand["partner_ref"], _recipients(frames["contacts"], policy))
     is_email = cand["action"].eq("email")
-    cand["target"] = address.where(is_email, cand["assignee_ref"].map(mgrs["manager_name"]))
-    cand["sender"] = cand["organization_name"].map(policy.senders.by_organization).fillna(
+    cand["target"] = address.where(is_email, lookup(cand["assignee_ref"], mgrs["manager_name"]))
+    cand["sender"] = _map_few(cand["organization_name"], policy.senders.by_organization).fillna(
         policy.senders.default)
 
-    pending = reason.isna() & has_step
-    reason = reason.mask(pending & is_email & address.isna(), "no_email")
+    give(is_email & address.isna(), "no_email", step_only=True)
     refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
                            & register["detail"].fillna("").str.startswith("permanent"),
                            ["document_ref", "step_id", "target"]]
     if len(refused):
-        same = pd.MultiIndex.from_frame(cand[["document_ref", "step_id", "target"]].astype("str")).isin(
-            pd.MultiIndex.from_frame(refused.astype("str")))
-        reason = reason.mask(reason.isna() & has_step & same, "failed_permanently")
-    reason = reason.mask(reason.isna() & has_step & ~is_email & cand["assignee_ref"].isna(), "no_assignee")
+        give(_pairs_in([cand[c].astype("str") for c in ("document_ref", "step_id", "target")],
+                       [refused[c].astype("str") for c in ("document_ref", "step_id", "target")]),
+             "failed_permanently", step_only=True)
+    give(~is_email & cand["assignee_ref"].isna(), "no_assignee", step_only=True)
     quiet, cap = _contact_caps(cand, register, policy, as_of, now)
-    reason = reason.mask(reason.isna() & has_step & quiet, "quiet_days")
-    reason = reason.mask(reason.isna() & has_step & cap.notna(), cap)
-    decision = decision.mask(reason.eq("failed_permanently"), "done")
-    decision = decision.mask(reason.isin(["no_email", "no_assignee"]), "skip")
-    decision = decision.mask(reason.isin(["quiet_days", "contact_limit_230fz", "quiet_hours_230fz"]), "hold")
-    acts = reason.isna() & has_step
-    decision = decision.mask(acts, "act")
-    reason = reason.mask(acts, "due")
+    give(quiet, "quiet_days", step_only=True)
+    capped = (code < 0) & ~no_step & _flags(cap.notna())
+    code[capped] = positions(cap, _REASON_NAMES)[capped]
+    code[(code < 0) & ~no_step] = _REASON_CODE["due"]
+    reason = pd.Series(_REASON_NAMES.array.take(code, allow_fill=True), index=cand.index)
+    decision = pd.Series(_DECISION_NAMES.array.take(code, allow_fill=True), index=cand.index)
     cand["decision"] = decision
     cand["reason"] = reason
     for col in ("step_rank", "deadline_business_days"):
         cand[col] = cand[col].astype("Int64")
-    out = cand[PLAN_COLUMNS].sort_values(["document_date", "document_number", "step_rank"],
-                                         kind="stable", ignore_index=True)
-    return out
+    out = cand[PLAN_COLUMNS]
+    final = np.lexsort((sort_key(out["step_rank"]), number_key[doc_of], date_key[doc_of]))
+    if not np.array_equal(final, np.arange(len(out))):
+        out = out.take(final)
+    return out.reset_index(drop=True)
 
 
 def explain(plan: pd.DataFrame, document_number: str, orders: pd.DataFrame | None = None,
