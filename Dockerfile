@@ -16,12 +16,14 @@ USER airflow
 
 # Requirements first: this layer is rebuilt only when the pins change.
 # "apache-airflow==${AIRFLOW_VERSION}" keeps pip from moving Airflow itself (the image's
-# own advice); the fab provider is named so that its dependencies are resolved together
-# with our constraints: the compose file uses its auth manager.
+# own advice); the fab provider (the compose file uses its auth manager) and its
+# dependencies are pinned in deploy/constraints-image.txt, resolved against constraints.txt.
 COPY --chown=airflow:0 requirements.txt constraints.txt /opt/airflow/
+COPY --chown=airflow:0 deploy/constraints-image.txt /opt/airflow/deploy/
 RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" apache-airflow-providers-fab \
-        -r /opt/airflow/requirements.txt -c /opt/airflow/constraints.txt
+        -r /opt/airflow/requirements.txt -c /opt/airflow/constraints.txt \
+        -c /opt/airflow/deploy/constraints-image.txt
 
 # The project root is /opt/airflow (RECEIVABLES_HOME): dags/, plugins/, include/ and sql/
 # sit where settings.py and the warehouse (sql/views) look for them. The package is

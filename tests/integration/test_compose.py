@@ -640,3 +640,21 @@ def test_a_broken_copy_is_caught(project: Project, check: str, why: str,
 
 def test_every_check_has_a_broken_copy() -> None:
     assert {check for check, *_ in BREAKAGES} == set(CHECKS)
+
+
+def test_image_only_pins_do_not_contradict_the_project_pins():
+    """deploy/constraints-image.txt (fab provider and its dependencies) is resolved against
+    constraints.txt: a package pinned in both must be pinned to the same version."""
+    def pins(path):
+        out = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if "==" in line:
+                name, version = line.split("==", 1)
+                out[name.strip().lower().replace("_", "-")] = version.strip()
+        return out
+
+    image, project = pins(ROOT / "deploy" / "constraints-image.txt"), pins(ROOT / "constraints.txt")
+    assert "apache-airflow-providers-fab" in image
+    clashes = {n: (v, project[n]) for n, v in image.items() if n in project and project[n] != v}
+    assert clashes == {}
