@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import lookup, member, positions, sort_key
@@ -66,6 +67,11 @@ _REASON_NAMES = pd.Series(list(REASONS), dtype="str")
 _DECISION_NAMES = pd.Series([_DECISION[r] for r in REASONS], dtype="str")
 _REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 _CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
+_CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
+#: largest table of key combinations `_pairs_in` builds (bytes); beyond it, it sorts
+_PAIR_TABLE_LIMIT = 1 << 24
+_STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
+                 "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
 
 def _flags(mask) -> np.ndarray:
@@ -80,23 +86,48 @@ def _codes(values: pd.Series) -> np.ndarray:
     return pd.factorize(values, use_na_sentinel=False)[0].astype("int64", copy=False)
 
 
-def _pairs_in(left: list[pd.Series], right: list[pd.Series]) -> np.ndarray:
+def _pairs_in(left: list[tuple[pd.Series, np.ndarray | None]], right: list[pd.Series]) -> np.ndarray:
     """`MultiIndex(left).isin(MultiIndex(right))` on integer codes (missing matches missing):
-    building MultiIndexes of Arrow strings costs a Python object per value."""
-    found = np.ones(len(left[0]), dtype=bool)
-    lkey = np.zeros(len(left[0]), dtype="int64")
+    building MultiIndexes of Arrow strings costs a Python object per value. Each left key
+    is (values, positions taken of them, or None for all in order)."""
+    def key(values: pd.Series, at: np.ndarray | None, universe: pd.Series) -> np.ndarray:
+        found = positions(values, universe)
+        return found if at is None else found[at]
+
+    size = len(left[0][0]) if left[0][1] is None else len(left[0][1])
+    universes = [b.drop_duplicates() for b in right]
+    if np.prod([len(u) + 1 for u in universes], dtype="float64") <= _PAIR_TABLE_LIMIT:
+        # few enough combinations for a table of them: one lookup per candidate, no sorting
+        shape = tuple(len(u) + 1 for u in universes)  # last entry of each axis: absent
+        table = np.zeros(shape, dtype=bool)
+        table[tuple(positions(b, u) for b, u in zip(right, universes, strict=True))] = True
+        at = tuple(key(a, i, u) for (a, i), u in zip(left, universes, strict=True))
+        return table[at]  # -1 (absent) reads the last entry, always False
+    found = np.ones(size, dtype=bool)
+    lkey = np.zeros(size, dtype="int64")
     rkey = np.zeros(len(right[0]), dtype="int64")
-    for a, b in zip(left, right, strict=True):
+    for (a, at), b in zip(left, right, strict=True):
         universe = b.drop_duplicates()
-        la, rb = positions(a, universe), positions(b, universe)
+        la, rb = key(a, at, universe), positions(b, universe)
         found &= la >= 0
         keys, rkey = np.unique(rkey * len(universe) + rb, return_inverse=True)
         lkey = lkey * len(universe) + la
-        at = np.clip(np.searchsorted(keys, lkey), 0, max(len(keys) - 1, 0))
-        found &= (keys[at] == lkey) if len(keys) else False
-        lkey = at  # a pair found keeps its right-hand code; the rest are already not found
+        at_key = np.clip(np.searchsorted(keys, lkey), 0, max(len(keys) - 1, 0))
+        found &= (keys[at_key] == lkey) if len(keys) else False
+        lkey = at_key  # a pair found keeps its right-hand code; the rest are already not found
         rkey = rkey.reshape(-1)
     return found
+
+
+def _descending(days: np.ndarray) -> np.ndarray:
+    """A `np.lexsort` key putting later `days` first and NaT last (as `sort_key(descending=True)`)."""
+    raw = days.astype("datetime64[s]").view("int64")
+    return np.where(np.isnat(days), np.iinfo("int64").max, -raw)
+
+
+def _with_missing(values: pd.Series) -> pd.Series:
+    """`values` with a missing value appended: position -1 then reads as missing."""
+    return pd.concat([values, pd.Series([None], dtype=values.dtype)], ignore_index=True)
 
 
 def _map_few(values: pd.Series, mapping: Mapping) -> pd.Series:
@@ -106,37 +137,43 @@ def _map_few(values: pd.Series, mapping: Mapping) -> pd.Series:
     return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
 
 
-def _expand(docs: pd.DataFrame, steps: pd.DataFrame, doc_order: np.ndarray
-            ) -> tuple[pd.DataFrame, np.ndarray]:
-    """`docs.merge(steps, on="pool", how="left")` with the documents taken in `doc_order`:
-    every document once per step of its pool (in policy order), or once with empty step
-    columns. Built by integer takes instead of a join on Arrow strings; also returns the
-    document (row of `docs`) of each candidate."""
-    names = pd.Index(pd.unique(steps["pool"]))
-    by_pool = [np.flatnonzero(steps["pool"].eq(name).to_numpy(dtype=bool)) for name in names]
-    width = max(len(ix) for ix in by_pool)
+def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates of `docs.merge(steps, on="pool", how="left")` with the documents taken
+    in `doc_order`, as integer positions: (document row, step row or -1) of each candidate,
+    every document once per step of its pool (in policy order), or once without a step."""
+    names = pd.Index(pd.unique(step_pool))
+    by_pool = [np.flatnonzero(step_pool.eq(name).to_numpy(dtype=bool)) for name in names]
+    width = max([len(ix) for ix in by_pool], default=1)
     table = np.full((len(names) + 1, width), -1, dtype="int64")  # last row: no pool
     for k, ix in enumerate(by_pool):
         table[k, :len(ix)] = ix
-    pool = positions(docs["pool"], names)[doc_order]
+    pool = positions(doc_pool, names)[doc_order]
     pool = np.where(pool < 0, len(names), pool)
     counts = np.maximum((table >= 0).sum(axis=1), 1)[pool]
     di = np.repeat(doc_order, counts)
     within = np.arange(len(di)) - np.repeat(np.cumsum(counts) - counts, counts)
     si = table[np.repeat(pool, counts), within]
-    cols = {c: _take(docs[c], di) for c in docs.columns}
-    for c in steps.columns:
-        if c != "pool":
-            cols[c] = _take(steps[c], si)
-    return pd.DataFrame(cols), di
+    return di, si
 
 
 def _take(values: pd.Series, indices: np.ndarray):
-    """`values` at `indices`, -1 giving a missing value (int64 becomes float64, as in a join)."""
+    """`values` at `indices`, -1 giving a missing value (int64 becomes float64, as in a join).
+    Arrow strings are taken in pyarrow directly: pandas' take of a chunked array costs
+    several times more, and the output's string columns are the bulk of the plan's work."""
     from pandas.api.extensions import take
 
     arr = values.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        source = pa.array(arr)
+        if isinstance(source, pa.ChunkedArray):
+            source = source.combine_chunks()
+        missing = indices < 0
+        picked = pa.array(indices, mask=missing) if missing.any() else pa.array(indices)
+        return pd.arrays.ArrowStringArray(source.take(picked), dtype=arr.dtype)
     if isinstance(arr, pd.arrays.NumpyExtensionArray):
+        if len(indices) and indices.min() >= 0:
+            return arr.to_numpy()[indices]
         return take(arr.to_numpy(), indices, allow_fill=True)
     return arr.take(indices, allow_fill=True)
 
@@ -153,7 +190,13 @@ def _steps_frame(policy: Policy) -> pd.DataFrame:
             "template": step.template, "assignee": step.assignee or "",
             "deadline_business_days": step.deadline_business_days,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_STEP_COLUMNS)
+
+
+def _per_step(values, fill) -> np.ndarray:
+    """Step-level `values` as numpy with `fill` appended, so indexing by a step row of -1
+    (no step) gives `fill`."""
+    return np.append(np.asarray(values), fill)
 
 
 def _in_segments(partner_refs: pd.Series, segments: pd.DataFrame, names: list[str]) -> pd.Series:
@@ -209,13 +252,14 @@ def _recipients(contacts: pd.DataFrame, policy: Policy) -> pd.Series:
     return c.drop_duplicates("partner_ref").set_index("partner_ref")["address"]
 
 
-def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as_of: dt.date,
-                  now: dt.datetime | None) -> tuple[pd.Series, pd.Series]:
-    """(quiet_days hold, 230-ФЗ hold) masks over email candidates."""
-    # only email candidates (private persons' for the caps) are looked up
-    is_email = cand["action"].eq("email").to_numpy(dtype=bool)
-    quiet = np.zeros(len(cand), dtype=bool)
-    cap = np.full(len(cand), -1, dtype="int64")  # position in _CAPS, -1: none
+def _contact_caps(is_email: np.ndarray, partner_ref: pd.Series, doc_of: np.ndarray,
+                  private_person: np.ndarray, register: pd.DataFrame, policy: Policy, as_of: dt.date,
+                  now: dt.datetime | None) -> tuple[np.ndarray, np.ndarray]:
+    """(quiet_days hold, 230-ФЗ hold as a position in _CAPS or -1) over the candidates;
+    `partner_ref` is per document, `doc_of` the document of each candidate."""
+    # only email candidates (private persons' for the caps) are held
+    quiet = np.zeros(len(is_email), dtype=bool)
+    cap = np.full(len(is_email), -1, dtype="int64")  # position in _CAPS, -1: none
     sent = register.loc[register["sent_at"].notna() & register["action"].eq("email"),
                         ["partner_ref", "sent_at", "external_ref"]].copy()
     if len(sent):
@@ -223,19 +267,17 @@ def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as
     as_of_ts = pd.Timestamp(as_of)
     if policy.quiet_days > 0 and len(sent):
         recent = sent.loc[sent["day"] > as_of_ts - pd.Timedelta(days=policy.quiet_days)]
-        rows = np.flatnonzero(is_email)
-        quiet[rows] = member(cand["partner_ref"].iloc[rows], recent["partner_ref"])
-    private = np.flatnonzero(is_email & cand["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False))
+        quiet = is_email & member(partner_ref, recent["partner_ref"])[doc_of]
+    private = np.flatnonzero(is_email & private_person)
     if len(private):
         lim = policy.private_persons
-        partner = cand["partner_ref"].iloc[private]
         if len(sent):
             # one letter = one message, however many register rows it covered
             msgs = sent.drop_duplicates(["partner_ref", "external_ref"])
             for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
                 window = msgs.loc[msgs["day"] > as_of_ts - pd.Timedelta(days=days)]
                 counts = window.groupby("partner_ref").size()
-                over = lookup(partner, counts).fillna(0).ge(limit).to_numpy(dtype=bool)
+                over = lookup(partner_ref, counts).fillna(0).ge(limit).to_numpy(dtype=bool)[doc_of[private]]
                 hit = private[over & (cap[private] < 0)]
                 cap[hit] = 0
         if now is not None:
@@ -244,8 +286,7 @@ def _contact_caps(cand: pd.DataFrame, register: pd.DataFrame, policy: Policy, as
             lo, hi = lim.weekday_hours if working else lim.weekend_hours
             if not lo <= local.hour < hi:
                 cap[private[cap[private] < 0]] = 1
-    return (pd.Series(quiet, index=cand.index),
-            pd.Series(_CAPS.array.take(cap, allow_fill=True), index=cand.index))
+    return quiet, cap
 
 
 def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: Policy,
@@ -256,40 +297,45 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     `aging` comes from `compute_aging` for `as_of`; `register` is `collection_register`
     (at least document_ref, step_id, action, partner_ref, sent_at, external_ref);
     `now` (aware) enables the 230-ФЗ hour check when the plan is about to be acted on.
+
+    Candidates are carried as integer positions (`di`: the document's row, `si`: the
+    step's row or -1) and every check runs on document- or step-level arrays taken at
+    those positions; each output string column is built once, by one take, at the end.
     """
     cal = get_calendar()
     partners = frames["partners"][["partner_ref", "legal_form", "main_manager_ref"]].drop_duplicates("partner_ref")
-    docs = aging.merge(partners, on="partner_ref", how="left")
+    # the partner's columns by position: `aging.merge(partners, how="left")` copies every column
+    at = positions(aging["partner_ref"], partners["partner_ref"])
+    docs = aging.reset_index(drop=True).assign(
+        legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
     docs["pool"] = assign_pools(docs, frames["segments"], policy)
-    docs["doc_reason"] = _document_reasons(docs, frames["segments"], policy)
-
+    doc_reason = _document_reasons(docs, frames["segments"], policy)
     steps = _steps_frame(policy)
-    if len(steps):
-        # documents in output order up front, so the final sort is (almost) a no-op
-        number_key, date_key = sort_key(docs["document_number"]), sort_key(docs["document_date"])
-        doc_order = np.lexsort((number_key, date_key))
-        # only what the plan reads or returns (manager_name is looked up again below)
-        used = [c for c in docs.columns if c != "manager_name" and (
-            c in PLAN_COLUMNS or c in ("doc_reason", "manager_ref", "main_manager_ref"))]
-        cand, doc_of = _expand(docs[used], steps, doc_order)
-    else:
-        cand = docs.assign(step_id=pd.NA).reset_index(drop=True)
-        number_key, date_key = sort_key(cand["document_number"]), sort_key(cand["document_date"])
-        doc_of = np.arange(len(cand))
 
-    has_step = cand["step_id"].notna()
-    anchor = cand["document_date"].where(cand["anchor"].eq("document_date"), cand["due_date"])
-    offset = cand["offset"].fillna(0).astype("int64")
-    business = cal.add_working_days(anchor.astype("datetime64[s]"), offset.to_numpy())
-    calendar_days = anchor + pd.to_timedelta(offset, unit="D")
-    cand["anchor_date"] = anchor.astype("datetime64[s]")
-    cand["due_day"] = business.where(cand["unit"].eq("business_days"), calendar_days).astype("datetime64[s]")
-    cand.loc[~has_step, "due_day"] = pd.NaT
+    # documents in output order up front, so the final sort is (almost) a no-op
+    number_key, date_key = sort_key(docs["document_number"]), sort_key(docs["document_date"])
+    doc_order = np.lexsort((number_key, date_key))
+    di, si = _expand_index(docs["pool"], steps["pool"], doc_order)
+    no_step = si < 0
+    n_docs = len(docs)
+
+    def doc_col(col: str) -> np.ndarray:
+        return docs[col].to_numpy()[di]
+
+    # due day of every candidate
+    anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
+    offset = _per_step(steps["offset"].fillna(0).astype("int64").to_numpy(), 0)[si]
+    business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
+    anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]"),
+                      doc_col("due_date").astype("datetime64[s]"))
+    business = cal.add_working_days(anchor, offset).astype("datetime64[s]")
+    calendar_days = anchor + offset.astype("timedelta64[D]")
+    due_day = np.where(business_unit, business, calendar_days)
+    due_day[no_step] = np.datetime64("NaT")
 
     # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
     # where a mask over Arrow strings would rebuild the column every time
-    code = positions(cand["doc_reason"], _REASON_NAMES)
-    no_step = ~has_step.to_numpy(dtype=bool)
+    code = positions(doc_reason, _REASON_NAMES)[di]
 
     def give(hit, name: str, *, step_only: bool = False) -> None:
         """The reason of every candidate that has none yet and `hit`s."""
@@ -298,70 +344,100 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
             hit &= ~no_step
         code[hit] = _REASON_CODE[name]
 
+    step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
     reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]].drop_duplicates()
     if len(reg):
-        give(_pairs_in([cand["document_ref"], cand["step_id"]], [reg["document_ref"], reg["step_id"]]),
+        give(_pairs_in([(docs["document_ref"], di), (step_id, si)], [reg["document_ref"], reg["step_id"]]),
              "already_done")
     as_of_ts = np.datetime64(as_of, "s")
-    give(cand["due_day"] > as_of_ts, "not_yet_due")
-    late = (as_of_ts - cand["due_day"]).dt.days
-    give(cand["catch_up_days"].fillna(-1).ge(0) & late.gt(cand["catch_up_days"]), "catch_up_expired")
-    pct = cand["paid"] * 100.0 / cand["amount"]  # a ratio for a threshold, not money
-    give(cand["require_pct"].notna() & (pct > cand["require_pct"]), "require_payment_percent")
-    give(cand["require_min"].ge(0) & (cand["outstanding"] < cand["require_min"]), "require_min_outstanding")
+    give(due_day > as_of_ts, "not_yet_due")
+    catch_up = _per_step(steps["catch_up_days"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
+    known = ~np.isnat(due_day)
+    late = np.floor_divide((as_of_ts - np.where(known, due_day, as_of_ts)).astype("int64"), 86400)
+    give((catch_up >= 0) & known & (late > catch_up), "catch_up_expired")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = (docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64")[di]  # a ratio for a threshold
+    require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
+    give(~np.isnan(require_pct) & (pct > require_pct), "require_payment_percent")
+    require_min = _per_step(steps["require_min"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
+    give((require_min >= 0) & (doc_col("outstanding") < require_min), "require_min_outstanding")
 
     # several due steps of one action for one document: only the latest due day acts
     rows = np.flatnonzero((code < 0) & ~no_step)
-    sub = cand[["document_ref", "action", "due_day", "step_rank"]].iloc[rows]
-    order = np.lexsort((sort_key(sub["step_rank"], descending=True),
-                        sort_key(sub["due_day"], descending=True)))
-    group = _codes(sub["document_ref"]) * (len(rows) + 1) + _codes(sub["action"])
+    rank = steps["step_rank"].to_numpy(dtype="int64")
+    order = np.lexsort((-rank[si[rows]], _descending(due_day[rows])))
+    group = _codes(docs["document_ref"])[di[rows]] * (len(steps) + 1) + _codes(steps["action"])[si[rows]]
     first = np.unique(group[order], return_index=True)[1]
-    superseded = np.zeros(len(cand), dtype=bool)
+    superseded = np.zeros(len(di), dtype=bool)
     superseded[rows] = True
     superseded[rows[order[first]]] = False
     give(superseded, "superseded")
 
-    # targets
+    # targets: manager positions per document, chosen per candidate
     mgrs = frames["managers"].set_index("manager_ref")
-    cand["assignee_ref"] = cand["manager_ref"].where(cand["assignee"].ne("partner_manager"),
-                                                     cand["main_manager_ref"])
-    cand.loc[cand["action"].eq("case"), "assignee_ref"] = cand["manager_ref"].fillna(cand["main_manager_ref"])
-    contact_mgr = cand["manager_ref"].fillna(cand["main_manager_ref"])
-    cand["manager_name"] = lookup(contact_mgr, mgrs["manager_name"])
-    cand["manager_email"] = lookup(contact_mgr, mgrs["email"])
-    cand["manager_phone"] = lookup(contact_mgr, mgrs["phone"])
-    address = lookup(cand["partner_ref"], _recipients(frames["contacts"], policy))
-    is_email = cand["action"].eq("email")
-    cand["target"] = address.where(is_email, lookup(cand["assignee_ref"], mgrs["manager_name"]))
-    cand["sender"] = _map_few(cand["organization_name"], policy.senders.by_organization).fillna(
-        policy.senders.default)
+    if not mgrs.index.is_unique:
+        lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
+    manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
+    is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
+    is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
+    by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
+    no_manager = manager_ref.isna().to_numpy()
+    # assignee: the order's manager, the partner's for partner_manager steps; a case
+    # goes to the order's manager, else the partner's
+    use_main = np.where(is_case, no_manager[di], by_partner)
+    assignee_at = np.where(use_main, di + n_docs, di)
+    assignee_mgr = np.concatenate([positions(manager_ref, mgrs.index), positions(main_ref, mgrs.index)])[assignee_at]
+    assignee_missing = np.concatenate([no_manager, main_ref.isna().to_numpy()])[assignee_at]
+    contact_mgr = positions(manager_ref.fillna(main_ref), mgrs.index)[di]
+    recipients = _recipients(frames["contacts"], policy)
+    address = positions(docs["partner_ref"], recipients.index)[di]
+    # target: the partner's address for email, else the assignee's name
+    target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
+                            ignore_index=True)
+    target_at = np.where(is_email, address, np.where(assignee_mgr >= 0, assignee_mgr + len(recipients), -1))
+    sender = _map_few(docs["organization_name"], policy.senders.by_organization).fillna(policy.senders.default)
 
-    give(is_email & address.isna(), "no_email", step_only=True)
+    out = {}
+    for col in PLAN_COLUMNS:
+        if col in docs.columns and col != "manager_name":  # looked up again below
+            out[col] = _take(docs[col], di)
+        elif col in ("step_id", "action", "template"):
+            out[col] = _take(steps[col], si)
+        elif col in ("step_rank", "deadline_business_days"):
+            out[col] = pd.Series(_take(steps[col], si)).astype("Int64").array
+    out["anchor_date"] = anchor
+    out["due_day"] = due_day
+    out["assignee_ref"] = _take(pd.concat([manager_ref, main_ref], ignore_index=True), assignee_at)
+    for col, source in (("manager_name", "manager_name"), ("manager_email", "email"), ("manager_phone", "phone")):
+        out[col] = _take(mgrs[source], contact_mgr)
+    out["target"] = _take(target_from, target_at)
+    out["sender"] = pd.Series(_take(sender, di), dtype=sender.dtype)  # object, as it always was
+
+    give(is_email & (address < 0), "no_email", step_only=True)
     refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
                            & register["detail"].fillna("").str.startswith("permanent"),
                            ["document_ref", "step_id", "target"]]
     if len(refused):
-        give(_pairs_in([cand[c].astype("str") for c in ("document_ref", "step_id", "target")],
+        # each key looked up in its small source, then taken per candidate
+        left = [(docs["document_ref"], di), (step_id, si), (_with_missing(target_from), target_at)]
+        give(_pairs_in([(values.astype("str"), at) for values, at in left],
                        [refused[c].astype("str") for c in ("document_ref", "step_id", "target")]),
              "failed_permanently", step_only=True)
-    give(~is_email & cand["assignee_ref"].isna(), "no_assignee", step_only=True)
-    quiet, cap = _contact_caps(cand, register, policy, as_of, now)
+    give(~is_email & assignee_missing, "no_assignee", step_only=True)
+    private = docs["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False)[di]
+    quiet, cap = _contact_caps(is_email, docs["partner_ref"], di, private, register, policy, as_of, now)
     give(quiet, "quiet_days", step_only=True)
-    capped = (code < 0) & ~no_step & _flags(cap.notna())
-    code[capped] = positions(cap, _REASON_NAMES)[capped]
+    capped = (code < 0) & ~no_step & (cap >= 0)
+    code[capped] = _CAP_CODES[cap[capped]]
     code[(code < 0) & ~no_step] = _REASON_CODE["due"]
-    reason = pd.Series(_REASON_NAMES.array.take(code, allow_fill=True), index=cand.index)
-    decision = pd.Series(_DECISION_NAMES.array.take(code, allow_fill=True), index=cand.index)
-    cand["decision"] = decision
-    cand["reason"] = reason
-    for col in ("step_rank", "deadline_business_days"):
-        cand[col] = cand[col].astype("Int64")
-    out = cand[PLAN_COLUMNS]
-    final = np.lexsort((sort_key(out["step_rank"]), number_key[doc_of], date_key[doc_of]))
-    if not np.array_equal(final, np.arange(len(out))):
-        out = out.take(final)
-    return out.reset_index(drop=True)
+    out["decision"] = _take(_DECISION_NAMES, code)
+    out["reason"] = _take(_REASON_NAMES, code)
+    plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
+    rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
+    final = np.lexsort((rank_key, number_key[di], date_key[di]))
+    if not np.array_equal(final, np.arange(len(plan))):
+        plan = plan.take(final).reset_index(drop=True)
+    return plan
 
 
 def explain(plan: pd.DataFrame, document_number: str, orders: pd.DataFrame | None = None,
