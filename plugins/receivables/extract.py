@@ -31,12 +31,16 @@ def run_dir(data_dir: Path, as_of: dt.date, run_id: str) -> Path:
     return data_dir / "runs" / as_of.isoformat() / safe
 
 
-def fetch_raw(client: ODataClient, *, page_size: int | None = None) -> dict[str, list[dict]]:
-    """Every set the pipeline reads, after checking the publication has them all."""
+def fetch_raw(client: ODataClient, *, page_size: int | None = None) -> dict[str, pd.DataFrame]:
+    """Every set the pipeline reads, after checking the publication has them all.
+
+    Each set is a raw frame (`ODataClient.fetch_frame`): columns built page by page, so
+    a company of millions of rows never holds them all as Python dicts.
+    """
     client.check_published({name: list(fields) for name, fields in READ_SETS.items()})
-    raw: dict[str, list[dict]] = {}
+    raw: dict[str, pd.DataFrame] = {}
     for name, fields in READ_SETS.items():
-        raw[name] = client.fetch_all(name, list(fields), orderby=ORDER_BY[name], page_size=page_size)
+        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size)
     return raw
 
 

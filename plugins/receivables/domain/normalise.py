@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT, member
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
 Rows = Sequence[Mapping[str, Any]]
+#: what `normalise` reads per entity set: the rows 1C sent, or the client's raw frame of them
+#: (`ODataClient.fetch_frame`: one column per field, named as in 1C)
+RawSet = Rows | pd.DataFrame
 
 
 def _columns(rows: Rows, fields: Sequence[str]) -> list[list[Any]]:
@@ -57,7 +61,17 @@ def _series(values: list[Any]) -> pd.Series:
     return pd.Series(arr, dtype="str")
 
 
-def _frame(rows: Rows, fields: Sequence[str]) -> pd.DataFrame:
+def _frame(rows: RawSet, fields: Sequence[str]) -> pd.DataFrame:
+    """The set's `fields` as columns: the one place where a raw set becomes a frame.
+
+    A raw frame is taken as it is (its columns already have the dtypes `_series` would
+    give the same values); a field it lacks is all missing, like a key absent from rows.
+    """
+    if isinstance(rows, pd.DataFrame):
+        if rows.empty:
+            return pd.DataFrame({f: pd.Series([], dtype=object) for f in fields})
+        return pd.DataFrame({f: rows[f] if f in rows.columns else pd.Series([None] * len(rows), dtype=object)
+                             for f in fields}, copy=False).reset_index(drop=True)
     if not rows:
         return pd.DataFrame({f: pd.Series([], dtype=object) for f in fields})
     return pd.DataFrame({f: _series(col) for f, col in zip(fields, _columns(rows, fields), strict=True)},
@@ -65,8 +79,37 @@ def _frame(rows: Rows, fields: Sequence[str]) -> pd.DataFrame:
 
 
 def ref(s: pd.Series) -> pd.Series:
-    out = s.astype("str").str.strip().str.lower()
+    arr = _arrow_text(s)
+    if arr is not None and pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        # GUID text: ASCII lower-casing is several times cheaper than Unicode's, same result
+        out = pd.Series(pc.ascii_lower(pc.utf8_trim_whitespace(arr)), index=s.index, dtype="str")
+    else:
+        out = s.astype("str").str.strip().str.lower()
     return out.mask(s.isna() | (out == EMPTY_GUID) | (out == "") | (out == "none"))
+
+
+def _arrow_text(s: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow array behind an Arrow-backed text column (a raw frame's), else None."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arr = s.array._pa_array  # noqa: SLF001 (pandas has no public accessor for it)
+        return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else None
+    return None
+
+
+def _arrow_days(s: pd.Series) -> np.ndarray | None:
+    """datetime64[D] of well-formed 'YYYY-MM-DD…' Arrow text, in C; None when any value is
+    not a plain date (then `date` takes the careful path)."""
+    arr = _arrow_text(s)
+    if arr is None:
+        return None
+    day = pc.utf8_slice_codeunits(arr, 0, 10)
+    empty = pc.or_kleene(pc.equal(day, "0001-01-01"), pc.not_equal(pc.utf8_length(day), 10))
+    empty = pc.fill_null(empty, True)
+    try:
+        parsed = pc.cast(pc.if_else(empty, pa.scalar(None, pa.string()), day), pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
 
 
 def date(s: pd.Series) -> pd.Series:
@@ -75,6 +118,9 @@ def date(s: pd.Series) -> pd.Series:
     Parsed through numpy's datetime64[D] so that years 0001 and 3000 survive parsing
     and reach the validation gate instead of becoming NaT silently.
     """
+    days = _arrow_days(s)
+    if days is not None:  # a raw frame's well-formed dates: parsed by Arrow
+        return pd.Series(days.astype("datetime64[s]"), index=s.index)
     text = s.astype("str").str.slice(0, 10)
     text = text.where(s.notna() & (text != "0001-01-01") & (text.str.len() == 10), "NaT")
     try:
@@ -110,9 +156,22 @@ def boolean(s: pd.Series) -> pd.Series:
     return s.map(lambda v: v is True or v == "true").astype(bool) if s.dtype == object else s.astype(bool)
 
 
+def _numbers(s: pd.Series) -> np.ndarray:
+    """float64 of a column of numbers or numeric text; anything else becomes NaN.
+
+    Arrow-backed text is parsed by Arrow when every value is a number, else by pandas."""
+    arr = _arrow_text(s)
+    if arr is not None:
+        try:
+            return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
 def integer(s: pd.Series) -> pd.Series:
     """Int64 arrives as text; anything not a whole finite number becomes missing."""
-    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    num = _numbers(s)
     ok = np.isfinite(num) & (np.abs(num) < 2**53) & (num == np.floor(np.where(np.isfinite(num), num, 0)))
     arr = pd.array(np.where(ok, num, 0).astype("int64"), dtype="Int64")
     arr[~ok] = pd.NA
@@ -136,7 +195,7 @@ def typed(df: pd.DataFrame, frame: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _rename(rows: Rows, mapping: Mapping[str, str]) -> pd.DataFrame:
+def _rename(rows: RawSet, mapping: Mapping[str, str]) -> pd.DataFrame:
     df = _frame(rows, list(mapping))
     return df.rename(columns=dict(mapping))
 
@@ -154,13 +213,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def normalise(raw: Mapping[str, Rows]) -> dict[str, pd.DataFrame]:
-    """Every canonical frame from the raw rows of `onec.schema.READ_SETS`."""
+def normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
+    """Every canonical frame from the raw sets of `onec.schema.READ_SETS` (row lists or
+    the client's raw frames; both give the same frames)."""
     with _gc_paused():
         return _normalise(raw)
 
 
-def _normalise(raw: Mapping[str, Rows]) -> dict[str, pd.DataFrame]:
+def _normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     frames: dict[str, pd.DataFrame] = {}
     orders = _rename(raw["Document_ЗаказКлиента"], {
         "Ref_Key": "document_ref", "Number": "document_number", "Date": "document_date",
@@ -214,7 +274,7 @@ def _normalise(raw: Mapping[str, Rows]) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def _payments(raw: Mapping[str, Rows]) -> pd.DataFrame:
+def _payments(raw: Mapping[str, RawSet]) -> pd.DataFrame:
     parts = []
     for source, header, rows in (
         ("bank", "Document_ПоступлениеБезналичныхДенежныхСредств",
@@ -241,7 +301,7 @@ def _payments(raw: Mapping[str, Rows]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else typed(pd.DataFrame(), "payments")
 
 
-def _managers(raw: Mapping[str, Rows]) -> pd.DataFrame:
+def _managers(raw: Mapping[str, RawSet]) -> pd.DataFrame:
     users = _rename(raw["Catalog_Пользователи"], {"Ref_Key": "manager_ref", "Description": "manager_name",
                                                   "Недействителен": "invalid"})
     ci = typed(_rename(raw["Catalog_Пользователи_КонтактнаяИнформация"], {
