@@ -24,6 +24,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -323,7 +324,8 @@ class ODataClient:
         for normalise's careful path. Repeats across pages are dropped as in `fetch_all`.
         """
         select = list(select)
-        pages = self.iter_pages(entity_set, select, orderby=orderby, filter=filter, page_size=page_size)
+        pages = _read_ahead(self.iter_pages(entity_set, select, orderby=orderby, filter=filter,
+                                            page_size=page_size))
         df, repeats = frame_from_pages(pages, select, _order_fields(orderby))
         if repeats:
             log.warning("%s: %d rows repeated across pages were dropped", entity_set, repeats)
@@ -413,6 +415,27 @@ def _drop_repeats(rows: list[dict[str, Any]], key_fields: list[str]) -> list[dic
             others.append(row)
         unique.append(row)
     return unique
+
+
+_END = object()
+
+
+def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """`pages`, with the next page requested while the caller converts this one.
+
+    1C spends most of a page's time answering; turning the previous page into columns
+    meanwhile hides that work. Still one request at a time (the next starts when the
+    previous page is handed over), so the server sees the same sequential paging, and
+    the worker thread's errors (retries exhausted, bad JSON) are raised here, in order.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="odata-read-ahead") as pool:
+        pending = pool.submit(next, pages, _END)
+        try:
+            while (page := pending.result()) is not _END:
+                pending = pool.submit(next, pages, _END)
+                yield page
+        finally:
+            pending.cancel()
 
 
 def _order_fields(orderby: str) -> list[str]:
