@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receivables.demo import airflow_env, free_port, wait_for_emulator
+from receivables.demo import airflow_env, free_port, stop_processes, wait_for_emulator
 from receivables.settings import PROJECT_ROOT
 
 AS_OF = dt.date(2026, 11, 20)
@@ -45,17 +45,6 @@ def _env(root: Path, onec_port: int, smtp_port: int) -> dict[str, str]:
     env["AIRFLOW_HOME"] = str(root / "airflow")
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{root / 'airflow' / 'airflow.db'}"
     return env
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def _task_times(db: Path) -> dict[str, dict[str, Any]]:
@@ -103,7 +92,7 @@ def _one_run(root: Path, template_db: Path, scale: float, i: int) -> dict[str, A
                                     env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800)
         wall = time.perf_counter() - started
     finally:
-        _stop(procs)
+        stop_processes(procs)
     tasks = _task_times(run_root / "airflow" / "airflow.db")
     failed = sorted(k for k, v in tasks.items() if v["state"] not in ("success", "skipped"))
     if result.returncode != 0 or failed or not tasks:

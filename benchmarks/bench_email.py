@@ -35,7 +35,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from receivables.demo import free_port
+from receivables.demo import free_port, stop_processes
 
 TODAY = dt.date(2026, 11, 20)
 TEMPLATES = ("unpaid_order", "before_due", "due_today", "overdue")
@@ -67,12 +67,7 @@ def mail_catcher(out: Path) -> Iterator[int]:
                 time.sleep(0.1)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes([proc])
 
 
 def make_letters(n: int) -> list[Any]:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from receivables.demo import BASE_PATH, PASSWORD, USER, free_port, wait_for_emulator
+from receivables.demo import BASE_PATH, PASSWORD, USER, free_port, stop_processes, wait_for_emulator
 
 #: a set is "big" (worth timing) from this many rows at scale 1.0; smaller sets are one page
 BIG_SET_ROWS = 40_000
@@ -62,12 +62,7 @@ def emulator_process(scale: float, *, seed: int = 1, end_date: str = "2026-11-20
         wait_for_emulator(port, proc)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes([proc])
 
 
 def _set_sizes(port: int) -> dict[str, int]:

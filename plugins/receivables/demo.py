@@ -76,6 +76,18 @@ def wait_for_emulator(port: int, proc: subprocess.Popen, timeout: float = 300) -
     raise RuntimeError(f"the 1C emulator did not answer on port {port} within {timeout:.0f}s")
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 10) -> None:
+    """Terminate the helper processes (emulator, mail catcher), then kill what lingers."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def main(*, as_of: dt.date, scale: float = 1.0) -> int:
     root = PROJECT_ROOT
     demo = root / ".demo"
@@ -118,13 +130,7 @@ def main(*, as_of: dt.date, scale: float = 1.0) -> int:
                       time.monotonic() - started)
         return 0
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 def print_summary(s: dict, folder: Path, demo: Path, seconds: float) -> None:
