@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from contextlib import contextmanager
 
 import pytest
 
@@ -152,17 +153,23 @@ def test_single_order_that_does_not_exist_is_explained(dag, world):
     assert "no customer order with this number" in _explanation(world, "ТД00-999999")
 
 
+@contextmanager
+def branch_infobase(world, monkeypatch, company, variable: str):
+    """A second 1C publication served by its own emulator as connection `onec_branch`,
+    with the Variable receivables_infobases set to `variable` (JSON or comma list)."""
+    with EmulatorServer(company, user=USER, password=PASSWORD) as branch:
+        conn = connection_env(branch.port, 1, world.warehouse_path, user=USER,
+                              password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"]
+        monkeypatch.setenv("AIRFLOW_CONN_ONEC_BRANCH", conn)
+        monkeypatch.setenv("AIRFLOW_VAR_RECEIVABLES_INFOBASES", variable)
+        yield branch
+
+
 def test_two_infobases_extract_and_act_in_parallel_each_tagged_with_its_name(dag, world, monkeypatch):
     """The Variable names a second 1C publication; each gets a mapped instance of the
     `infobase` group, its own snapshot rows, register rows, run summary and letters."""
-    import json
-
     branch_company = generate_company(seed=6, scale=0.02, end_date=AS_OF)
-    with EmulatorServer(branch_company, user=USER, password=PASSWORD) as branch:
-        conn = json.loads(connection_env(branch.port, 1, world.warehouse_path, user=USER,
-                                         password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"])
-        monkeypatch.setenv("AIRFLOW_CONN_ONEC_BRANCH", json.dumps(conn))
-        monkeypatch.setenv("AIRFLOW_VAR_RECEIVABLES_INFOBASES", '["onec_default", "onec_branch"]')
+    with branch_infobase(world, monkeypatch, branch_company, '["onec_default", "onec_branch"]') as branch:
         dr = run(dag, as_of=AS_OF.isoformat(), mode="live")
         assert dr.state == "success"
         extracts = [ti for ti in dr.get_task_instances() if ti.task_id == "infobase.extract"]
@@ -188,19 +195,14 @@ def test_two_infobases_extract_and_act_in_parallel_each_tagged_with_its_name(dag
 
 
 def test_tasks_and_cases_are_written_to_the_infobase_each_document_came_from(dag, world, monkeypatch, tmp_path):
-    import json
-
     import yaml
     from test_exactly_once import LADDER_POLICY
 
     policy = tmp_path / "ladder.yaml"
     policy.write_text(yaml.safe_dump(LADDER_POLICY, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("RECEIVABLES_POLICY", str(policy))
-    with EmulatorServer(generate_company(seed=6, scale=0.02, end_date=AS_OF), user=USER, password=PASSWORD) as branch:
-        conn = json.loads(connection_env(branch.port, 1, world.warehouse_path, user=USER,
-                                         password=PASSWORD)["AIRFLOW_CONN_ONEC_DEFAULT"])
-        monkeypatch.setenv("AIRFLOW_CONN_ONEC_BRANCH", json.dumps(conn))
-        monkeypatch.setenv("AIRFLOW_VAR_RECEIVABLES_INFOBASES", "onec_default,onec_branch")
+    company = generate_company(seed=6, scale=0.02, end_date=AS_OF)
+    with branch_infobase(world, monkeypatch, company, "onec_default,onec_branch") as branch:
         dr = run(dag, as_of=AS_OF.isoformat(), mode="live")
         assert dr.state == "success"
         states = {(ti.task_id, ti.map_index): ti.state for ti in dr.get_task_instances()}
