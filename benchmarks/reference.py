@@ -261,8 +261,11 @@ def plan(aging_rows: list[Row], frames: Mapping[str, pd.DataFrame], policy: Poli
     done = {(r["document_ref"], r["step_id"]) for r in reg if r["sent_at"] is not None}
     refused = {(r["document_ref"], r["step_id"], r["target"]) for r in reg
                if r["sent_at"] is None and r["status"] == "failed" and str(r["detail"] or "").startswith("permanent")}
-    emails = [(r["partner_ref"], r["external_ref"], _local_day(r["sent_at"], policy)) for r in reg
-              if r["sent_at"] is not None and r["action"] == "email"]
+    # letters sent, per partner: (message id, local day); a dict, as anyone would write it
+    emails: dict[Any, list[tuple[Any, dt.date]]] = defaultdict(list)
+    for r in reg:
+        if r["sent_at"] is not None and r["action"] == "email":
+            emails[r["partner_ref"]].append((r["external_ref"], _local_day(r["sent_at"], policy)))
     lim = policy.private_persons
     quiet_hour = False
     if now is not None:
@@ -366,14 +369,13 @@ def plan(aging_rows: list[Row], frames: Mapping[str, pd.DataFrame], policy: Poli
                 r["reason"] = "failed_permanently"
             if r["reason"] is None and not is_email and r["assignee_ref"] is None:
                 r["reason"] = "no_assignee"
+            sent = emails.get(d["partner_ref"], ())
             if r["reason"] is None and is_email and policy.quiet_days > 0 and any(
-                    partner == d["partner_ref"] and day > as_of - dt.timedelta(days=policy.quiet_days)
-                    for partner, _ext, day in emails):
+                    day > as_of - dt.timedelta(days=policy.quiet_days) for _ext, day in sent):
                 r["reason"] = "quiet_days"
             if r["reason"] is None and is_email and legal_form == PRIVATE_PERSON:
                 for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
-                    messages = {ext for partner, ext, day in emails
-                                if partner == d["partner_ref"] and day > as_of - dt.timedelta(days=days)}
+                    messages = {ext for ext, day in sent if day > as_of - dt.timedelta(days=days)}
                     if len(messages) >= limit:
                         r["reason"] = "contact_limit_230fz"
                         break

@@ -14,9 +14,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import lookup, member, positions, sort_key
+from receivables.domain.frames import arrow_str, lookup, member, positions, sort_key
 
 AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
@@ -42,10 +44,17 @@ def buckets(days_overdue: pd.Series, bounds: Sequence[int]) -> pd.Series:
     return pd.Series(np.asarray(labels, dtype=object)[idx], index=days_overdue.index, dtype="str")
 
 
-def open_orders(orders: pd.DataFrame) -> pd.DataFrame:
-    """Posted, not deletion-marked orders with a positive amount."""
+def open_orders(orders: pd.DataFrame) -> np.ndarray:
+    """Row positions of the posted, not deletion-marked orders with a positive amount."""
     keep = orders["posted"] & ~orders["deleted"] & orders["amount"].fillna(0).gt(0)
-    return orders.loc[keep].copy()
+    return np.flatnonzero(keep.to_numpy(dtype=bool))
+
+
+#: the order columns paying and dating an order reads, and those the snapshot carries: the
+#: latter are taken only for the orders still owing (a third of the open ones, typically)
+_PAY_COLUMNS = ["document_ref", "document_number", "document_date", "contract_ref", "amount", "settlement_ref"]
+_ORDER_COLUMNS = ["document_ref", "document_number", "document_date", "partner_ref", "organization_ref",
+                  "contract_ref", "manager_ref", "settlement", "amount"]
 
 
 def schedule(orders: pd.DataFrame, stages: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
@@ -97,8 +106,14 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     by_object = np.zeros(len(objects_named) + 1, dtype="int64")  # the last: no object (-1)
     np.add.at(by_object, paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit])
     total = by_object[at]
-    own_object = objects.set_index("settlement_ref")["object_ref"]
-    own = lookup(refs, own_object).eq(orders["document_ref"]).fillna(False).to_numpy(dtype=bool)
+    # own: the order's object names the order itself (repeated object keys are the gate's
+    # to report; here the first row wins)
+    obj = positions(refs, objects["settlement_ref"])
+    named = np.flatnonzero(obj >= 0)
+    own = np.zeros(len(orders), dtype=bool)
+    same = pc.equal(arrow_str(objects["object_ref"]).take(pa.array(obj[named])),
+                    arrow_str(orders["document_ref"]).take(pa.array(named)))
+    own[named] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     on_shared = ~own & (at >= 0)
     counts = np.bincount(at[on_shared], minlength=len(objects_named) + 1)
     # an order alone on an object it does not name (old data) also simply takes it all
@@ -139,12 +154,22 @@ def _paid_and_due_by_ref(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame
     return paid.to_numpy(), raw_due.to_numpy(dtype="datetime64[s]")
 
 
-def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+def _stage_positions(orders: pd.DataFrame, stages: pd.DataFrame) -> np.ndarray | None:
+    """The order position of every stage row (-1: not an open order's), or None when the
+    orders' references are missing or repeated; one hash of the references serves both."""
+    refs, n = orders["document_ref"], len(orders)
+    if refs.isna().any():
+        return None
+    found = positions(pd.concat([refs, stages["document_ref"]], ignore_index=True), refs)
+    return found[n:] if np.array_equal(found[:n], np.arange(n)) else None
+
+
+def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """`_paid_and_due_by_ref` for unique, present references: each stage row carries its order's
-    position, so grouping, sorting and joining run on integers instead of GUID text."""
+    position (`at`), so grouping, sorting and joining run on integers instead of GUID text."""
     n = len(orders)
     stages, contracts = frames["stages"], frames["contracts"]
-    at = positions(stages["document_ref"], orders["document_ref"])
     have = np.flatnonzero(at >= 0)
     with_stages = np.zeros(n, dtype=bool)
     with_stages[at[have]] = True
@@ -206,21 +231,24 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     `frames` is the as-of view of the extract (later documents and payments removed).
     """
     cal = get_calendar()
-    orders = open_orders(frames["orders"]).reset_index(drop=True)
-    if orders.empty:
+    live = open_orders(frames["orders"])
+    if not len(live):
         return empty_aging()
+    orders = frames["orders"][_PAY_COLUMNS].take(live).reset_index(drop=True)
     orders["amount"] = orders["amount"].astype("int64")
-    refs = orders["document_ref"]
-    if not refs.isna().any() and np.array_equal(positions(refs, refs), np.arange(len(refs))):
-        paid, raw_due = _paid_and_due(orders, frames)
+    stage_at = _stage_positions(orders, frames["stages"])
+    if stage_at is not None:
+        paid, raw_due = _paid_and_due(orders, frames, stage_at)
     else:  # repeated or missing references (the gate reports them): join on the text
         paid, raw_due = _paid_and_due_by_ref(orders, frames)
-    orders["paid"] = paid
-    orders["outstanding"] = orders["amount"] - orders["paid"]
-    keep = (orders["outstanding"] > 0).to_numpy()
-    orders = orders.loc[keep].reset_index(drop=True)
-    if orders.empty:
+    outstanding = orders["amount"].to_numpy(dtype="int64") - paid
+    keep = outstanding > 0
+    if not keep.any():
         return empty_aging()
+    orders = frames["orders"][_ORDER_COLUMNS].take(live[keep]).reset_index(drop=True)
+    orders["amount"] = orders["amount"].astype("int64")
+    orders["paid"] = paid[keep]
+    orders["outstanding"] = outstanding[keep]
     orders["due_date"] = cal.roll_forward(pd.Series(raw_due[keep]).astype("datetime64[s]"))
 
     as_of_ts = pd.Timestamp(as_of).as_unit("s")

@@ -130,7 +130,7 @@ FRAMES: dict[str, dict[str, str]] = {
 }
 
 
-def _arrow_str(values):
+def arrow_str(values):
     """`values` as an Arrow string array (nulls for missing), without a per-element Python step."""
     import pandas as pd
     import pyarrow as pa
@@ -147,7 +147,7 @@ def member(values, universe):
     values are never members."""
     import pyarrow.compute as pc
 
-    found = pc.is_in(_arrow_str(values), value_set=_arrow_str(universe).drop_null(), skip_nulls=True)
+    found = pc.is_in(arrow_str(values), value_set=arrow_str(universe).drop_null(), skip_nulls=True)
     return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
@@ -157,7 +157,7 @@ def positions(keys, index):
     import numpy as np
     import pyarrow.compute as pc
 
-    pos = pc.index_in(_arrow_str(keys), value_set=_arrow_str(index), skip_nulls=False)
+    pos = pc.index_in(arrow_str(keys), value_set=arrow_str(index), skip_nulls=False)
     return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
 
 
@@ -168,7 +168,7 @@ def lookup(keys, mapping):
     import pyarrow.compute as pc
     from pandas.api.extensions import take
 
-    if pc.count_distinct(_arrow_str(mapping.index), mode="all").as_py() != len(mapping):
+    if pc.count_distinct(arrow_str(mapping.index), mode="all").as_py() != len(mapping):
         return keys.map(mapping)  # pandas raises the same error it always did
     values = take(mapping.array, positions(keys, mapping.index), allow_fill=True)
     return pd.Series(values, index=keys.index, name=keys.name)
