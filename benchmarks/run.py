@@ -343,9 +343,35 @@ def _details(doc: dict[str, Any]) -> list[str]:
         if "error" in co:
             out += [f"Not measured: `{co['error']}`.", ""]
         else:
+            out += _compute_tables(co)
             body = {k: v for k, v in co.items() if k != "bench_seconds"}
-            out += ["```json", json.dumps(body, ensure_ascii=False, indent=1, default=str), "```", ""]
+            out += ["The whole measurement:", "", "```json",
+                    json.dumps(body, ensure_ascii=False, indent=1, default=str), "```", ""]
     return out
+
+
+def _compute_tables(co: dict[str, Any]) -> list[str]:
+    """Per size: the stages' best seconds and memory; per referenced size: the speed-up."""
+    out = ["| open documents | raw rows | normalise s | aging s | plan s | total s | peak RSS MB | "
+           "compute adds MB |", "|---|---|---|---|---|---|---|---|"]
+    for r in co.get("sizes", []):
+        if "seconds" not in r:
+            out.append(f"| {_fmt(r['size'])} | | | | | {r.get('error', 'failed')} | | |")
+            continue
+        sec = r["seconds"]
+        out.append(f"| {_fmt(r['open_documents'])} | {_fmt(r['raw_rows'])} | {sec['normalise']} | "
+                   f"{sec['aging']} | {sec['plan']} | **{sec['total']}** | {_fmt(r['peak_rss_mb'])} | "
+                   f"{_fmt(r['compute_rss_mb'])} |")
+    refs = co.get("reference") or []
+    if refs:
+        out += ["", "Row-by-row reference (`benchmarks/reference.py`) against the vectorised aging + plan on "
+                "the same frames (identical results checked each time):", "",
+                "| open documents | reference s | vectorised s | speed-up | identical |", "|---|---|---|---|---|"]
+        for ref in refs:
+            same = ref["identical_aging"] and ref["identical_plan"]
+            out.append(f"| {_fmt(ref['open_documents'])} | {ref['seconds']} | {ref['vectorised_seconds']} | "
+                       f"**{ref['speedup']}x** | {'yes' if same else 'NO'} |")
+    return [*out, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
