@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT, member
+from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT, member, positions
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
 Rows = Sequence[Mapping[str, Any]]
@@ -300,7 +300,12 @@ def _payments(raw: Mapping[str, RawSet]) -> pd.DataFrame:
                                     "Партнер_Key": "partner_ref", "Сумма": "amount",
                                     "ОбъектРасчетов_Key": "settlement_ref"})
         lines["payment_ref"] = ref(lines["payment_ref"])
-        joined = lines.merge(head.drop_duplicates("payment_ref"), on="payment_ref", how="inner")
+        # an inner join on the receipt (its first row), in the lines' order, by position
+        at = positions(lines["payment_ref"], head["payment_ref"])
+        hit = np.flatnonzero(at >= 0)
+        joined = lines.take(hit).reset_index(drop=True)
+        for col in ("payment_number", "payment_date", "organization_ref"):
+            joined[col] = head[col].take(at[hit]).reset_index(drop=True)
         joined["source"] = source
         parts.append(typed(joined, "payments"))
     return pd.concat(parts, ignore_index=True) if parts else typed(pd.DataFrame(), "payments")
