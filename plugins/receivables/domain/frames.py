@@ -179,11 +179,20 @@ def sort_key(values, *, descending: bool = False):
     for `np.lexsort`: the same ranks `sort_values` computes for each key."""
     import numpy as np
     import pandas as pd
+    import pyarrow.compute as pc
 
-    codes, uniques = pd.factorize(values, sort=True)
-    codes = codes.astype("int64", copy=False)
-    n = len(uniques)
-    missing = codes < 0
+    if isinstance(values, pd.Series) and values.dtype == "str" and values.dtype.storage == "pyarrow":
+        # text: Arrow ranks it in C (byte order, as pandas sorts Arrow strings), without
+        # factorize's hashing of every value and sorting of the distinct ones
+        arr = arrow_str(values)
+        codes = pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype("int64") - 1
+        missing = arr.is_null().to_numpy(zero_copy_only=False)
+        n = int(codes[~missing].max()) + 1 if (~missing).any() else 0
+    else:
+        codes, uniques = pd.factorize(values, sort=True)
+        codes = codes.astype("int64", copy=False)
+        n = len(uniques)
+        missing = codes < 0
     if descending:
         codes = n - codes - 1
     return np.where(missing, n, codes)

@@ -19,7 +19,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from receivables.domain.frames import BOOL, DATE, FLOAT, FRAMES, INT, MONEY, REF, TEXT, member, positions
+from receivables.domain.frames import (
+    BOOL,
+    DATE,
+    FLOAT,
+    FRAMES,
+    INT,
+    MONEY,
+    REF,
+    TEXT,
+    member,
+    positions,
+)
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
 Rows = Sequence[Mapping[str, Any]]
