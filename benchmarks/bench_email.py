@@ -6,8 +6,8 @@ same N distinct letters (the shipped templates, a different partner, address and
 documents each), each over one SMTP session:
 
 - **pipeline**: what ``perform.send_emails`` does per letter: ``TemplateRenderer.render``
-  (sandboxed Jinja2, templates already compiled by ``check``), ``build_message`` and
-  ``SmtpSender.send``; the metric;
+  (sandboxed Jinja2, templates already compiled by ``check``), ``build_message`` with the
+  Message-ID claimed beforehand and ``SmtpSender.send``; the metric;
 - **sender**: ``SmtpSender.send`` alone on the already built messages;
 - **raw**: ``smtplib.SMTP.sendmail`` of the same messages already serialised to bytes:
   the baseline, the least work a Python client can do per message.
@@ -110,11 +110,19 @@ def run(n: int = 500, repeats: int = 3) -> dict[str, Any]:
     """Messages per second of the pipeline's sender (render+build+send), the sender alone
     and a raw smtplib loop, medians of `repeats` runs of `n` messages each."""
     from receivables import settings
-    from receivables.actions.email import SmtpSender, SmtpSettings, TemplateRenderer, build_message
+    from receivables.actions.email import (
+        SmtpSender,
+        SmtpSettings,
+        TemplateRenderer,
+        build_message,
+        message_id,
+    )
 
     renderer = TemplateRenderer(settings.templates_dir() / "email")
     renderer.check(TEMPLATES)  # compiles the templates, as send_emails does before sending
     letters = make_letters(n)
+    # perform claims each letter's Message-ID before sending and passes it to build_message
+    mids = [message_id(lt.pairs, lt.from_addr.rsplit("@", 1)[-1]) for lt in letters]
     built: list[EmailMessage] = [build_message(lt, renderer.render(lt, today=TODAY)) for lt in letters]
     raw = [(m["From"].addresses[0].addr_spec, [m["To"].addresses[0].addr_spec], _wire_bytes(m)) for m in built]
     runs: dict[str, list[float]] = {"pipeline": [], "sender": [], "raw": []}
@@ -125,8 +133,8 @@ def run(n: int = 500, repeats: int = 3) -> dict[str, Any]:
 
         def pipeline() -> None:
             with SmtpSender(smtp) as sender:
-                for letter in letters:
-                    result = sender.send(build_message(letter, renderer.render(letter, today=TODAY)))
+                for letter, mid in zip(letters, mids, strict=True):
+                    result = sender.send(build_message(letter, renderer.render(letter, today=TODAY), mid=mid))
                     if result.status != "sent":
                         raise RuntimeError(f"pipeline: {result}")
 

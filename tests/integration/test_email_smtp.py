@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import time
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.generator import BytesGenerator
+from email.header import decode_header
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from receivables.actions.email import (
     BadAddress,
     Letter,
     LetterItem,
+    RenderedEmail,
     SmtpAuthError,
     SmtpSender,
     SmtpSettings,
@@ -33,6 +39,8 @@ from receivables.actions.email import (
     letters_from_plan,
     message_id,
     sample_letters,
+    text_header,
+    wire_bytes,
 )
 
 TEMPLATES = settings.templates_dir() / "email"
@@ -210,8 +218,23 @@ def test_a_filter_failing_on_a_sample_without_due_date_is_caught_by_check(tmp_pa
         TemplateRenderer(tmp_path).check(["nodue"])
 
 
+def test_the_sandbox_shortcut_for_document_fields_answers_as_the_full_check():
+    from dataclasses import fields
+
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    full, fast = ImmutableSandboxedEnvironment(), TemplateRenderer(TEMPLATES).env
+    it = item()
+    for f in fields(LetterItem):
+        assert full.is_safe_attribute(it, f.name, getattr(it, f.name))
+        assert fast.is_safe_attribute(it, f.name, getattr(it, f.name))
+    for attr in ("__class__", "__init__", "_private"):
+        assert not fast.is_safe_attribute(it, attr, None)
+
+
 def test_templates_are_sandboxed(tmp_path: Path):
     for attack in ("{{ letter.__class__.__init__.__globals__ }}", "{{ items.append(1) }}",
+                   "{{ items[0].__class__.__init__.__globals__ }}", "{{ items[0].__dataclass_fields__ }}",
                    "{{ ''.__class__.__mro__[1].__subclasses__() }}"):
         for suffix in ("subject", "txt", "html"):
             (tmp_path / f"evil.{suffix}").write_text(attack, encoding="utf-8")
@@ -379,6 +402,76 @@ def test_message_id_is_stable_and_depends_on_the_documents_and_steps():
     first = build_message(letter(), r.render(letter(), today=TODAY))
     again = build_message(letter(), r.render(letter(), today=TODAY + dt.timedelta(days=3)))
     assert first["Message-ID"] == again["Message-ID"]
+
+
+# -- wire format ----------------------------------------------------------------------
+
+def generated(msg: EmailMessage) -> bytes:
+    """What smtplib.send_message would put on the wire: email.generator with CRLF."""
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
+def test_the_wire_bytes_are_the_generators_and_reach_the_server_as_they_are(smtp):
+    server, mail = smtp
+    r = TemplateRenderer(TEMPLATES)
+    names = ["ООО «Рога и копыта»", "ООО «Очень длинное название клиента с уточнением филиала и адресом»",
+             'Plain "ASCII", Co.', "=?utf-8?q?x?=", "😀 " * 30, ""]
+    letters = [dataclasses.replace(s, partner_name=n, organization_name=n, reply_to="ivanova@santeh-opt.example")
+               for s in sample_letters("overdue") for n in names]
+    msgs = [build_message(lt, r.render(lt, today=TODAY)) for lt in letters]
+    # every body encoding text_part picks: 8bit and 7bit short lines, quoted-printable, base64
+    msgs.append(build_message(letter(), RenderedEmail("Short subject " * 8, "Коротко.\n", "<p>ascii</p>\n")))
+    msgs.append(build_message(letter(), RenderedEmail("Тема", "x" * 120 + "\n", "строка " * 40 + "\n")))
+    msgs[-1].preamble, msgs[-1].epilogue = "This is a MIME message.\r\nSecond line", "\nThe end.\n"
+    for msg in msgs:
+        assert wire_bytes(msg) == generated(msg)
+    with sender_for(server) as sender:
+        assert [sender.send(m).status for m in msgs] == ["sent"] * len(msgs)
+    assert len(mail.envelopes) == len(msgs)
+    for msg, (mail_from, rcpt, raw), got in zip(msgs, mail.envelopes, mail.messages, strict=True):
+        assert mail_from == msg.envelope_from and rcpt == [msg.envelope_to]
+        assert raw == wire_bytes(msg)
+        assert got["Subject"] == msg["Subject"] and got["Message-ID"] == msg["Message-ID"]
+        # (a quoted-printable part parsed from the wire keeps its CRLFs)
+        assert [p.get_content().replace("\r\n", "\n") for p in got.iter_parts()] == [
+            p.get_content() for p in msg.iter_parts()]
+    assert {p.get("Content-Transfer-Encoding") for m in mail.messages for p in m.iter_parts()} == {
+        "7bit", "8bit", "quoted-printable", "base64"}
+
+
+@pytest.mark.parametrize("text", [
+    "Напоминание об оплате заказа № ТД00-000123 от 03.11.2026, и ещё длинный хвост для переноса",
+    "😀" * 40, "a" * 100 + "é", "Заказ =?utf-8?q?x?=", "ё",
+])
+def test_non_ascii_headers_are_encoded_words_of_whole_characters_within_the_line_limit(text):
+    value = text_header("Subject", text)
+    assert all(len(line) <= 76 for line in f"Subject: {value}".split("\n"))
+    for word in value.split("\n "):
+        ((data, charset),) = decode_header(word)
+        data.decode(charset)  # each word alone is valid UTF-8: no character is cut in two
+    parsed = message_from_bytes(f"Subject: {value}\n\nx".encode("ascii"), policy=email_policy.default)
+    assert parsed["Subject"] == text
+
+
+def test_a_stored_message_id_replaces_the_computed_one_and_cannot_inject_headers():
+    r = TemplateRenderer(TEMPLATES)
+    msg = build_message(letter(), r.render(letter(), today=TODAY), mid="<stored@santeh-opt.example>")
+    assert msg.get_all("Message-ID") == ["<stored@santeh-opt.example>"]
+    evil = build_message(letter(), r.render(letter(), today=TODAY), mid="<x@y.example>\r\nBcc: evil@x.example")
+    assert evil["Bcc"] is None and b"\r\nBcc:" not in wire_bytes(evil)
+
+
+def test_a_message_not_made_by_build_message_is_sent_too(smtp):
+    server, mail = smtp
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "debt@santeh-opt.example", "ООО Рога <buh@roga.example>", "Тест"
+    msg.set_content("Текст письма")
+    with sender_for(server) as sender:
+        assert sender.send(msg).status == "sent"
+    assert mail.envelopes[0][:2] == ("debt@santeh-opt.example", ["buh@roga.example"])
+    assert mail.messages[0].get_content().strip() == "Текст письма"
 
 
 # -- SMTP -----------------------------------------------------------------------------

@@ -94,15 +94,13 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
                     part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
                     rendered = renderer.render(letter, today=today or run.as_of)
                     try:
-                        msg = mail.build_message(letter, rendered)
+                        msg = mail.build_message(letter, rendered, mid=mid)
                     except mail.BadAddress as exc:
                         # an address 1C holds but mail cannot use: refused for good until it is fixed
                         _finish(warehouse, run, part, "failed", f"permanent: {exc}", "failed")
                         done.update(zip(part["document_ref"], part["step_id"], strict=True))
                         counts["permanent"] = counts.get("permanent", 0) + len(part)
                         continue
-                    del msg["Message-ID"]
-                    msg["Message-ID"] = mid
                     result = sender.send(msg)
                     failpoints.hit("after_email_sent")
                     if result.status == "sent":
