@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receivables.onec.client import (
     NotPublished,
@@ -14,7 +20,10 @@ from receivables.onec.client import (
     ODataNotFound,
     ODataProtocolError,
     ODataServerError,
+    _PageReader,
     build_query,
+    frame_from_pages,
+    page_columns,
 )
 from receivables.onec.emulator.generator import generate_company
 from receivables.onec.emulator.server import EmulatorServer
@@ -183,3 +192,100 @@ def test_frame_and_rows_of_every_set_normalise_alike(server):
     left, right = normalise(frames), normalise(rows)
     for name in right:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+# -- pages decoded straight into columns (fetch_frame) give what json.loads gives ----------
+
+PAGE_FIELDS = ["Ref_Key", "Сумма", "Партнер/Description"]
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+_json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+def _same_page(reader: _PageReader, body: bytes) -> bool:
+    """Whether the reader took the page (else fetch_frame goes the json.loads way), checking
+    that what it took equals json.loads' columns and count, 1 vs 1.0 vs True included."""
+    got = reader.decode(body)
+    if got is None:
+        return False
+    doc = json.loads(body.decode("utf-8-sig"))
+    assert "odata.error" not in doc
+    rows, count = got
+    assert repr(reader.columns(rows)) == repr(page_columns(doc["value"], PAGE_FIELDS))
+    assert repr(count) == repr(doc.get("odata.count"))
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.dictionaries(st.sampled_from([*PAGE_FIELDS, "Другое"]), _json_values) | _json_values,
+                     max_size=4),
+       count=_json_values, bom=st.booleans(), error=st.booleans(), ascii_only=st.booleans())
+def test_page_reader_gives_what_json_loads_gives(rows, count, bom, error, ascii_only):
+    doc = {"odata.metadata": "x", "odata.count": count, "value": rows}
+    if error:
+        doc["odata.error"] = {"code": 14, "message": {"value": "bad"}}
+    body = (codecs.BOM_UTF8 if bom else b"") + json.dumps(doc, ensure_ascii=ascii_only).encode()
+    taken = _same_page(_PageReader(PAGE_FIELDS), body)
+    if not error and all(isinstance(r, dict) for r in rows) and "NaN" not in body.decode() \
+            and "Infinity" not in body.decode():
+        assert taken  # a plain page takes the fast way
+
+
+@pytest.mark.parametrize("body, taken", [
+    ('{"value": [{"Ref_Key": "a", "Ref_Key": "b", "Другое": 1}]}', True),  # the last of a repeated key
+    ('{"value": [{"Ref\\u005fKey": "a"}], "odata.count": "7"}', True),  # an escaped field name
+    ('{"value": [{"Сумма": 123456789012345678901234567890}, {"Сумма": -0.0}, {"Сумма": 1E2}]}', True),
+    ('{"value": [{"Сумма": 1e400}]}', False),  # json.loads: inf
+    ('{"value": [{"Ref_Key": "\\ud800"}]}', False),  # a lone surrogate
+    ('{"value": [{"Ref_Key": "a"}, null]}', False),  # a row that is not an object
+    ('{"value": {"Ref_Key": "a"}}', False),
+    ('{"odata.error": null, "value": []}', False),
+    ('[]', False),
+    ('{"value": []} trailing', False),
+    ('{"value": [{"Ref_Key": "a\nb"}]}', False),  # a raw control character
+])
+def test_page_reader_takes_only_plain_pages(body, taken):
+    assert _same_page(_PageReader(PAGE_FIELDS), body.encode()) is taken
+
+
+@pytest.mark.parametrize("kind, error", [("malformed_json", ODataProtocolError),
+                                         ("truncated_json", ODataProtocolError),
+                                         ("odata_error_200", ODataServerError)])
+def test_frame_fails_like_rows_on_bad_pages(server, kind, error):
+    server.faults.add(kind, entity_set=SET, times=2)
+    with client_for(server) as c:
+        with pytest.raises(error) as rows_err:
+            c.fetch_all(SET, ["Ref_Key"], orderby="Ref_Key")
+        with pytest.raises(error) as frame_err:
+            c.fetch_frame(SET, ["Ref_Key"], orderby="Ref_Key")
+    assert str(frame_err.value) == str(rows_err.value)
+
+
+def test_frame_of_a_page_with_odd_rows_reads_them_as_rows_do():
+    """A page the fast decoder does not take (a row that is not an object, NaN) still becomes
+    the frame json.loads' rows give: such a row is all None, NaN stays NaN."""
+    import pandas as pd
+
+    rows = [{"Ref_Key": "a", "Сумма": float("nan")}, 5, {"Ref_Key": "c", "Сумма": 1}]
+    body = json.dumps({"odata.count": "3", "value": rows}).encode()
+
+    class OnePage(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), OnePage) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            with ODataClient(ODataConfig(base_url=f"http://127.0.0.1:{httpd.server_port}/x")) as c:
+                df = c.fetch_frame(SET, ["Ref_Key", "Сумма"], orderby="Ref_Key")
+        finally:
+            httpd.shutdown()
+    pd.testing.assert_frame_equal(df, frame_from_pages([rows], ["Ref_Key", "Сумма"], ["Ref_Key"])[0])
+    assert df["Ref_Key"].isna().tolist() == [False, True, False]
