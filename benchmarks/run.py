@@ -241,17 +241,39 @@ HISTORY = [
     "- **Email** (the pipeline sent 74/s, the sender alone 212/s): the standard library's header "
     "registry parsed and re-folded every header of every message (~2 ms per address header) and "
     "`set_content`/`add_alternative` re-parsed each Content-Type three times; `build_message` now "
-    "writes pre-encoded RFC 2047 headers (`set_raw`), builds the two text parts from raw headers with "
-    "C-encoded bodies, reuses parsed constant headers and picks the MIME boundary itself (the "
-    "generator compiled a regular expression per message). The decoded headers and bodies are the same "
-    "(checked letter by letter against the previous code); `Content-Language: ru`, which "
-    "`set_content` used to drop, is now kept.",
+    "writes pre-encoded RFC 2047 headers (`set_raw`, its own encoder instead of `Header`'s "
+    "per-character feeding) and builds the two text parts from raw headers with C-encoded bodies. "
+    "The message keeps the envelope it was built for, and `SmtpSender` writes its bytes directly "
+    "(`wire_bytes`: byte for byte what `email.generator` writes, tested) instead of "
+    "`send_message` parsing From/To back and running the generator; the template sandbox answers at "
+    "once for the fields of a letter's documents. Client CPU per letter 2.5 -> 1.1 ms. The decoded "
+    "headers and bodies are the same (checked letter by letter against the previous code); "
+    "`Content-Language: ru`, which `set_content` used to drop, is now kept.",
+    "- **Extraction, second pass** (+25% at 5000 rows): pages are decoded with msgspec into small "
+    "structs holding only the selected fields (json.loads built a dict per row; an answer that is not "
+    "a plain page takes the json.loads route with the same errors) and turned into columns field by "
+    "field: client CPU per 5000-row page 28-34 -> 14-19 ms. The raw loop keeps `json.loads`, so the "
+    "hook can now beat it: part of its lead is the faster decoder.",
+    "- **Compute, second pass** (1M: 47 s): the as-of view iterated 2.85M order references in Python "
+    "to build a set (4 s at 1M); GUID text is lower-cased and masked in Arrow without numpy round "
+    "trips; receipts join their lines by position instead of a pandas merge on GUID text; aging takes "
+    "the order columns it needs once, for the orders still owing, checks the own settlement object "
+    "by position instead of a text lookup, and hashes the order references once for both the "
+    "uniqueness check and the stages; text sort keys are ranked by Arrow; the big sets are "
+    "normalised in two threads and the plan's output columns taken in two threads (Arrow releases "
+    "the GIL). Every step was checked output-identical on the benchmark's data (frames, aging, plan "
+    "compared exactly) and by the suite.",
+    "- **The reference was unfair**: for every email candidate it scanned every letter ever sent "
+    "(quadratic: 1.25 of its 4.3 s at 10k, half of its 96 s at 100k); it now keeps sent letters per "
+    "partner, as any straightforward implementation would. The speed-up is measured against that.",
+    "- **Report** (`report` 11 s of the end-to-end run): the workbook's cells were converted one "
+    "value at a time with `pd.isna` per cell; now a column at a time, and `lxml` is installed so "
+    "openpyxl serialises the sheets in C (same cells, compared cell by cell).",
     "- **End to end** (82 s under load, `send_emails` 22-27 s for 294 letters): `letters_from_plan`, "
     "called once per Message-ID group, ran a pandas sort, groupby and drop_duplicates each time (half "
     "of the task); it is now one sort and one pass over plain lists (same letters, checked on the "
-    "seed's 21 914-row plan). Remaining big items, not in the email/1C code: `report` (openpyxl "
-    "writing the open-documents sheet cell by cell) and the per-letter warehouse writes of "
-    "`perform.send_emails`.",
+    "seed's 21 914-row plan). Remaining big items then: `report` (see above) and the per-letter "
+    "warehouse writes of `perform.send_emails` (left as they are).",
     "",
 ]
 
