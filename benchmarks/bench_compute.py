@@ -55,8 +55,21 @@ AS_OF = END
 OPEN_PER_SCALE = 26_066
 #: open documents per generated company above which the input becomes a holding
 COMPANY_OPEN = 100_000
-#: address-space cap of each size's process (the machine has 24 GB shared with others)
-MAX_GB = float(os.environ.get("BENCH_MAX_GB", "16"))
+
+
+def _default_cap_gb() -> float:
+    """90% of the machine's memory: an address-space cap, which threads' allocator arenas
+    inflate beyond the resident set (1M open documents: 14.2 GB resident failed under 16)."""
+    try:
+        kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    except (OSError, StopIteration):
+        return 16.0
+    return round(kb / 2**20 * 0.9, 1)
+
+
+#: address-space cap of each size's process, so a size too big fails alone (BENCH_MAX_GB)
+MAX_GB = float(os.environ.get("BENCH_MAX_GB") or _default_cap_gb())
 #: the largest size the row-by-row reference runs at (~1 minute there)
 REFERENCE_MAX = 100_000
 
@@ -399,15 +412,17 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 3)
             b["open_documents"] / a["open_documents"])
         out["scaling_exponent"] = round(growth, 2)  # 1.0 = linear in open documents
     if done:
-        largest = done[-1]
+        # the time and memory targets are the largest size's: a size that failed misses them
+        largest = results[-1]
+        ok = "seconds" in largest
         out["targets"] = {
-            "largest_completed_size": largest["size"],
+            "largest_completed_size": done[-1]["size"],
             "failed_sizes": [r["size"] for r in results if "seconds" not in r],
-            "seconds_le_5": largest["seconds"]["total"] <= 5,
-            "peak_rss_le_2gb": (largest["peak_rss_mb"] or 0) <= 2048,
-            "compute_rss_le_2gb": (largest["compute_rss_mb"] or 0) <= 2048,
+            "seconds_le_5": ok and largest["seconds"]["total"] <= 5,
+            "peak_rss_le_2gb": ok and (largest["peak_rss_mb"] or 0) <= 2048,
+            "compute_rss_le_2gb": ok and (largest["compute_rss_mb"] or 0) <= 2048,
             "speedup_ge_50x_aging_plan": bool(ref) and ref["speedup"] >= 50,
-            "growth_at_most_linear": out.get("scaling_exponent", 1.0) <= 1.1,
+            "growth_at_most_linear": ok and out.get("scaling_exponent", 1.0) <= 1.1,
         }
     return out
 
@@ -418,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--max-gb", type=float, default=16.0, help="address-space cap of each size's process")
+    ap.add_argument("--max-gb", type=float, default=MAX_GB,
+                    help="address-space cap of each size's process (default: 90%% of the memory)")
     args = ap.parse_args(argv)
     if args.one:
         _cap_memory(args.max_gb)
