@@ -145,6 +145,42 @@ def test_schema_created_by_several_processes_at_once(url):
         assert "collection_register" in w.tables()
 
 
+
+def test_a_new_sqlite_connection_waits_out_a_busy_switch_to_wal(tmp_path, monkeypatch):
+    """SQLite may refuse the switch to WAL with "database is locked" at once, without its
+    busy handler, while another connection works on a fresh file (seen when two runs start
+    together): the connection retries the switch instead of failing the run. The refusal is
+    injected: it depends on timing that a test cannot arrange reliably."""
+    import sqlite3
+
+    refusals = {"left": 3}
+
+    class Cursor:
+        def __init__(self, cur: sqlite3.Cursor):
+            self.cur = cur
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql == "PRAGMA journal_mode=WAL" and refusals["left"]:
+                refusals["left"] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return self.cur.execute(sql, *args)
+
+        def close(self) -> None:
+            self.cur.close()
+
+    class Connection:
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def cursor(self) -> Cursor:
+            return Cursor(self.conn.cursor())
+
+    raw = sqlite3.connect(tmp_path / "w.db")
+    warehouse_module._sqlite_on_connect(Connection(raw), None)
+    assert refusals["left"] == 0
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+
 # -- aging snapshot -----------------------------------------------------------------------
 
 def test_replace_snapshot_replaces_only_that_date_and_infobase(wh):

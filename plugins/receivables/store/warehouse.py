@@ -94,10 +94,25 @@ def _now() -> dt.datetime:
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
-    """WAL (readers never block the writer) and a busy timeout for every new connection."""
+    """A busy timeout and WAL (readers never block the writer) for every new connection.
+
+    Switching a new file to WAL needs it unlocked, and SQLite answers "database is locked"
+    at once, without the busy handler, while another connection writes (two runs starting
+    together on a fresh warehouse): that switch is retried until the timeout.
+    """
+    import sqlite3
+
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.close()
 
 
