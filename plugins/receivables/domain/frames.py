@@ -130,6 +130,11 @@ FRAMES: dict[str, dict[str, str]] = {
 }
 
 
+#: threads the compute steps use for work that releases the GIL (Arrow kernels): the
+#: 2-core workers this is sized for (issue 8 benchmark)
+COMPUTE_THREADS = 2
+
+
 def arrow_str(values):
     """`values` as an Arrow string array (nulls for missing), without a per-element Python step."""
     import pandas as pd

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from receivables.domain.frames import (
     BOOL,
+    COMPUTE_THREADS,
     DATE,
     FLOAT,
     FRAMES,
@@ -260,16 +261,12 @@ def _settlement_objects(raw: Mapping[str, RawSet]) -> pd.DataFrame:
         "Организация_Key": "organization_ref"}), "settlement_objects")
 
 
-#: threads making the frames of the big sets side by side: their work is mostly Arrow and
-#: pandas C code that releases the GIL, so both cores of a worker take part (issue 8
-#: benchmark: 100k open documents' sets 0.66 -> 0.47 s on 2 cores)
-_THREADS = 2
-
-
 def _normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     big = {"orders": _orders, "stages": _stages, "settlement_objects": _settlement_objects,
            "payments": _payments}
-    with ThreadPoolExecutor(_THREADS, thread_name_prefix="normalise") as pool:
+    # the big sets side by side: mostly Arrow and pandas C code that releases the GIL, so
+    # both cores of a worker take part (100k open documents' sets 0.66 -> 0.47 s on 2 cores)
+    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
         jobs = {name: pool.submit(make, raw) for name, make in big.items()}
         small = _small_frames(raw)  # meanwhile, in this thread
         frames = {name: job.result() for name, job in jobs.items()}

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import lookup, member, positions, sort_key
+from receivables.domain.frames import COMPUTE_THREADS, lookup, member, positions, sort_key
 from receivables.domain.policy import Policy
 from receivables.onec.schema import PRIVATE_PERSON
 
@@ -71,8 +71,6 @@ _CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
 _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 #: largest table of key combinations `_pairs_in` builds (bytes); beyond it, it sorts
 _PAIR_TABLE_LIMIT = 1 << 24
-#: threads taking the output's columns (issue 8 benchmark: a third off the takes on 2 cores)
-_THREADS = 2
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
                  "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
@@ -401,8 +399,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     sender = _map_few(docs["organization_name"], policy.senders.by_organization).fillna(policy.senders.default)
 
     # the output's columns are taken in worker threads (Arrow's take releases the GIL) while
-    # this thread settles the last reasons: they read positions that no longer change
-    with ThreadPoolExecutor(_THREADS, thread_name_prefix="plan") as pool:
+    # this thread settles the last reasons: they read positions that no longer change (a
+    # third off the takes on 2 cores)
+    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
         taking = {}
         for col in PLAN_COLUMNS:
             if col in docs.columns and col != "manager_name":  # looked up again below

@@ -96,9 +96,10 @@ def _now() -> dt.datetime:
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     """A busy timeout and WAL (readers never block the writer) for every new connection.
 
-    Switching a new file to WAL needs it unlocked, and SQLite answers "database is locked"
-    at once, without the busy handler, while another connection writes (two runs starting
-    together on a fresh warehouse): that switch is retried until the timeout.
+    Switching a file to WAL needs it to itself, and SQLite can refuse that switch as
+    "database is locked" without waiting (CI saw it once when two runs started together on a
+    fresh warehouse; the exact interleaving was not reproduced): it is retried until the
+    timeout.
     """
     import sqlite3
 
