@@ -89,6 +89,27 @@ def _fifo(total: np.ndarray, amount: np.ndarray, cum: np.ndarray) -> np.ndarray:
     return np.clip(total - (cum - amount), 0, amount)
 
 
+def _object_codes(refs: pd.Series, paid_refs: pd.Series, object_refs: pd.Series
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code of each order's settlement object, code of each payment's (-1: none an order
+    names), the object row each order's object is (-1: not in the catalog)); equal
+    references get equal codes, a missing one -1.
+
+    Normally every object an order names is in the catalog: its row, found by one hash of
+    the catalog and of both reference columns, is the code. Otherwise the orders' own
+    references are factorised and the payments and the catalog looked up in them.
+    """
+    n = len(refs)
+    found = positions(pd.concat([refs, paid_refs], ignore_index=True), object_refs)
+    missing = np.concatenate([refs.isna().to_numpy(), paid_refs.isna().to_numpy()])
+    found[missing] = -1  # a missing reference names no object (positions matches missing to missing)
+    obj = found[:n]
+    if not (obj[~missing[:n]] < 0).any():
+        return obj, found[n:], obj
+    at, named = pd.factorize(refs)
+    return at, positions(paid_refs, named), positions(refs, object_refs)
+
+
 def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.DataFrame,
                       objects: pd.DataFrame) -> pd.Series:
     """Paid kopecks per order (indexed like `orders`).
@@ -98,24 +119,22 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     sharing an object (a contract's) get its payments oldest due date first, each up to
     its amount.
     """
-    # integer codes of the settlement objects the orders name (missing: -1, no object)
     refs = orders["settlement_ref"]
-    at, objects_named = pd.factorize(refs)
-    paid_in = positions(payments["settlement_ref"], objects_named)
+    at, paid_in, obj = _object_codes(refs, payments["settlement_ref"], objects["settlement_ref"])
     hit = paid_in >= 0
-    by_object = np.zeros(len(objects_named) + 1, dtype="int64")  # the last: no object (-1)
+    n_codes = int(max(at.max(initial=-1), paid_in.max(initial=-1))) + 1
+    by_object = np.zeros(n_codes + 1, dtype="int64")  # the last: no object (-1)
     np.add.at(by_object, paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit])
     total = by_object[at]
     # own: the order's object names the order itself (repeated object keys are the gate's
     # to report; here the first row wins)
-    obj = positions(refs, objects["settlement_ref"])
     named = np.flatnonzero(obj >= 0)
     own = np.zeros(len(orders), dtype=bool)
     same = pc.equal(arrow_str(objects["object_ref"]).take(pa.array(obj[named])),
                     arrow_str(orders["document_ref"]).take(pa.array(named)))
     own[named] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     on_shared = ~own & (at >= 0)
-    counts = np.bincount(at[on_shared], minlength=len(objects_named) + 1)
+    counts = np.bincount(at[on_shared], minlength=n_codes + 1)
     # an order alone on an object it does not name (old data) also simply takes it all
     shared = np.flatnonzero(on_shared & (counts[at] > 1))
     paid = total.copy()

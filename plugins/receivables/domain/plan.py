@@ -96,20 +96,21 @@ def _pairs_in(left: list[tuple[pd.Series, np.ndarray | None]], right: list[pd.Se
         return found if at is None else found[at]
 
     size = len(left[0][0]) if left[0][1] is None else len(left[0][1])
-    universes = [b.drop_duplicates() for b in right]
+    # each right-hand key's distinct values and its codes in them, from one hashing
+    coded = [pd.factorize(b, use_na_sentinel=False) for b in right]
+    universes = [pd.Series(u) for _, u in coded]
     if np.prod([len(u) + 1 for u in universes], dtype="float64") <= _PAIR_TABLE_LIMIT:
         # few enough combinations for a table of them: one lookup per candidate, no sorting
         shape = tuple(len(u) + 1 for u in universes)  # last entry of each axis: absent
         table = np.zeros(shape, dtype=bool)
-        table[tuple(positions(b, u) for b, u in zip(right, universes, strict=True))] = True
+        table[tuple(codes for codes, _ in coded)] = True
         at = tuple(key(a, i, u) for (a, i), u in zip(left, universes, strict=True))
         return table[at]  # -1 (absent) reads the last entry, always False
     found = np.ones(size, dtype=bool)
     lkey = np.zeros(size, dtype="int64")
     rkey = np.zeros(len(right[0]), dtype="int64")
-    for (a, at), b in zip(left, right, strict=True):
-        universe = b.drop_duplicates()
-        la, rb = key(a, at, universe), positions(b, universe)
+    for (a, at), (rb, _), universe in zip(left, coded, universes, strict=True):
+        la = key(a, at, universe)
         found &= la >= 0
         keys, rkey = np.unique(rkey * len(universe) + rb, return_inverse=True)
         lkey = lkey * len(universe) + la
@@ -262,31 +263,41 @@ def _contact_caps(is_email: np.ndarray, partner_ref: pd.Series, doc_of: np.ndarr
     quiet = np.zeros(len(is_email), dtype=bool)
     cap = np.full(len(is_email), -1, dtype="int64")  # position in _CAPS, -1: none
     sent = register.loc[register["sent_at"].notna() & register["action"].eq("email"),
-                        ["partner_ref", "sent_at", "external_ref"]].copy()
-    if len(sent):
-        sent["day"] = pd.to_datetime(sent["sent_at"], utc=True).dt.tz_convert(policy.tz).dt.tz_localize(None).dt.normalize()
-    as_of_ts = pd.Timestamp(as_of)
-    if policy.quiet_days > 0 and len(sent):
-        recent = sent.loc[sent["day"] > as_of_ts - pd.Timedelta(days=policy.quiet_days)]
-        quiet = is_email & member(partner_ref, recent["partner_ref"])[doc_of]
+                        ["partner_ref", "sent_at", "external_ref"]]
     private = np.flatnonzero(is_email & private_person)
-    if len(private):
-        lim = policy.private_persons
-        if len(sent):
+    lim = policy.private_persons
+    if len(sent) and (policy.quiet_days > 0 or len(private)):
+        # letters and documents meet on integer codes of the documents' partners (the last
+        # code: a partner none of them has, or none at all), hashed once for every window
+        doc_partner, partners = pd.factorize(partner_ref)
+        letter_partner = positions(sent["partner_ref"], partners)
+        day = (pd.to_datetime(sent["sent_at"], utc=True).dt.tz_convert(policy.tz).dt.tz_localize(None)
+               .dt.normalize().to_numpy(dtype="datetime64[ns]"))
+        as_of_day = np.datetime64(as_of, "ns")
+
+        def per_document(counts: np.ndarray) -> np.ndarray:
+            return np.append(counts, 0)[doc_partner]
+
+        if policy.quiet_days > 0:
+            recent = day > as_of_day - np.timedelta64(policy.quiet_days, "D")
+            got = np.bincount(letter_partner[recent & (letter_partner >= 0)], minlength=len(partners))
+            quiet = is_email & (per_document(got) > 0)[doc_of]
+        if len(private):
             # one letter = one message, however many register rows it covered
-            msgs = sent.drop_duplicates(["partner_ref", "external_ref"])
+            letter = pd.factorize(sent["external_ref"], use_na_sentinel=False)[0].astype("int64")
+            first = np.unique((letter_partner + 1) * (letter.max(initial=0) + 1) + letter, return_index=True)[1]
+            first = first[letter_partner[first] >= 0]
             for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
-                window = msgs.loc[msgs["day"] > as_of_ts - pd.Timedelta(days=days)]
-                counts = window.groupby("partner_ref").size()
-                over = lookup(partner_ref, counts).fillna(0).ge(limit).to_numpy(dtype=bool)[doc_of[private]]
-                hit = private[over & (cap[private] < 0)]
-                cap[hit] = 0
-        if now is not None:
-            local = now.astimezone(policy.tz)
-            working = bool(get_calendar().is_working(np.array([local.date()], dtype="datetime64[D]"))[0])
-            lo, hi = lim.weekday_hours if working else lim.weekend_hours
-            if not lo <= local.hour < hi:
-                cap[private[cap[private] < 0]] = 1
+                window = first[day[first] > as_of_day - np.timedelta64(days, "D")]
+                counts = np.bincount(letter_partner[window], minlength=len(partners))
+                over = (per_document(counts) >= limit)[doc_of[private]]
+                cap[private[over & (cap[private] < 0)]] = 0
+    if len(private) and now is not None:
+        local = now.astimezone(policy.tz)
+        working = bool(get_calendar().is_working(np.array([local.date()], dtype="datetime64[D]"))[0])
+        lo, hi = lim.weekday_hours if working else lim.weekend_hours
+        if not lo <= local.hour < hi:
+            cap[private[cap[private] < 0]] = 1
     return quiet, cap
 
 
@@ -346,7 +357,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         code[hit] = _REASON_CODE[name]
 
     step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
-    reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]].drop_duplicates()
+    reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
     if len(reg):
         give(_pairs_in([(docs["document_ref"], di), (step_id, si)], [reg["document_ref"], reg["step_id"]]),
              "already_done")
