@@ -100,7 +100,11 @@ def ref(s: pd.Series) -> pd.Series:
         # GUID text, all in Arrow: ASCII lower-casing is several times cheaper than
         # Unicode's (same result), and masking there avoids a numpy round trip per test
         out = pc.ascii_lower(pc.utf8_trim_whitespace(arr))
-        out = pc.if_else(pc.is_in(out, value_set=_NO_REF), pa.scalar(None, out.type), out)
+        if pc.all(pc.equal(out, arr)).as_py() is not False:
+            out = arr  # 1C sends them lower-case and unpadded: share the raw column's memory
+        empty = pc.is_in(out, value_set=_NO_REF)
+        if pc.any(empty).as_py():
+            out = pc.if_else(empty, pa.scalar(None, out.type), out)
         return pd.Series(out, index=s.index, dtype="str")
     out = s.astype("str").str.strip().str.lower()
     return out.mask(s.isna() | (out == EMPTY_GUID) | (out == "") | (out == "none"))
@@ -376,7 +380,9 @@ def as_of_view(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     for name, col in (("orders", "document_date"), ("payments", "payment_date")):
         df = frames[name]
         later = (df[col] > cutoff) & (df[col] <= horizon)
-        out[name] = df.loc[~later].reset_index(drop=True)
+        if later.any():  # usually nothing is later (a daily run as of today): no copy then
+            out[name] = df.loc[~later].reset_index(drop=True)
     live = member(frames["stages"]["document_ref"], out["orders"]["document_ref"])
-    out["stages"] = frames["stages"].loc[live].reset_index(drop=True)
+    if not live.all():
+        out["stages"] = frames["stages"].loc[live].reset_index(drop=True)
     return out
