@@ -114,3 +114,26 @@ def test_partner_and_contract_debt_bases():
     aging = compute_aging(f, AS_OF)
     assert set(aging["partner_debt"]) == {35000}
     assert one(aging, "A")["contract_debt"] == 10000 and one(aging, "B")["contract_debt"] == 25000
+
+
+def test_payments_to_an_object_missing_from_the_catalog_still_pay_its_orders_oldest_first():
+    """Orders naming a settlement object the catalog lacks (old or partial data) share its
+    payments by due date, as if it were there (the fallback coding of allocate_payments)."""
+    import pandas as pd
+
+    from receivables.domain.aging import allocate_payments
+
+    orders = pd.DataFrame({
+        "document_ref": pd.Series(["a", "b", "c"], dtype="str"),
+        "document_number": pd.Series(["2", "1", "3"], dtype="str"),
+        "document_date": pd.to_datetime(["2026-01-02", "2026-01-01", "2026-01-03"]).astype("datetime64[s]"),
+        "amount": [10_000, 10_000, 5_000],
+        "settlement_ref": pd.Series(["s1", "s1", "own"], dtype="str"),
+    })
+    first_due = pd.Series(pd.to_datetime(["2026-02-01", "2026-03-01", "2026-02-01"]).astype("datetime64[s]"))
+    payments = pd.DataFrame({"settlement_ref": pd.Series(["s1", "own", "elsewhere"], dtype="str"),
+                             "amount": [15_000, 2_000, 9_999]})
+    catalog = pd.DataFrame({"settlement_ref": pd.Series(["own"], dtype="str"),
+                            "object_ref": pd.Series(["c"], dtype="str")})
+    paid = allocate_payments(orders, first_due, payments, catalog)
+    assert paid.tolist() == [10_000, 5_000, 2_000]
