@@ -228,3 +228,23 @@ def test_a_permanent_refusal_is_not_retried_until_the_address_changes():
     assert decision(plan_for(f, dt.date(2026, 11, 20), reg=register([moved])), "A") == ("act", "due")
     temporary = {**refused, "detail": "temporary: 451 try later"}
     assert decision(plan_for(f, dt.date(2026, 11, 20), reg=register([temporary])), "A") == ("act", "due")
+
+
+def test_plan_rows_are_ordered_by_date_number_and_step_with_repeated_numbers_interleaved():
+    # two orders share a date and a number (a repeated number is the gate's to report, but
+    # the plan still lists both): their candidates interleave by step, as a stable sort would
+    steps = [{"id": "remind", "action": "email", "anchor": "document_date", "offset": 3, "unit": "business_days",
+              "template": "unpaid_order"},
+             {"id": "call", "action": "task", "anchor": "document_date", "offset": 5, "unit": "business_days",
+              "template": "call_manager", "assignee": "order_manager"}]
+    pol = policy(steps)
+    f = frames(orders=[order("Б-2", "2026-11-05", 1000), dict(order("Б-2", "2026-11-05", 700), document_ref=gid("copy")),
+                       order("А-1", "2026-11-05", 500), order("В-3", "2026-11-02", 900)], **WITH_EMAIL)
+    aging = compute_aging(f, dt.date(2026, 11, 20), bucket_bounds=pol.aging_buckets)
+    p = build_plan(aging, f, pol, register(), dt.date(2026, 11, 20))
+    candidates = aging[["document_ref", "document_number", "document_date"]].merge(
+        pd.DataFrame({"step_id": ["remind", "call"], "step_rank": [1, 2]}), how="cross")
+    expected = candidates.sort_values(["document_date", "document_number", "step_rank"], kind="stable")
+    assert list(zip(p["document_ref"], p["step_id"], strict=True)) == list(zip(expected["document_ref"], expected["step_id"], strict=True))
+    assert list(p["document_number"]) == ["В-3", "В-3", "А-1", "А-1", "Б-2", "Б-2", "Б-2", "Б-2"]
+    assert list(p["step_id"])[4:] == ["remind", "remind", "call", "call"]

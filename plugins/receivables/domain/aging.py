@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import arrow_str, lookup, member, positions, sort_key
+from receivables.domain.frames import arrow_str, lexsort, lookup, member, positions, sort_key
 
 AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
@@ -141,7 +141,7 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     if len(shared):
         # per object, oldest due date first (then date, number; ties keep order), as a stable sort
         group = at[shared]
-        order = np.lexsort((sort_key(orders["document_number"].iloc[shared]),
+        order = lexsort((sort_key(orders["document_number"].iloc[shared]),
                             sort_key(orders["document_date"].iloc[shared]),
                             sort_key(first_due.iloc[shared]), group))
         rows, group = shared[order], group[order]
@@ -207,8 +207,10 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     amount = np.concatenate([stages["amount"].to_numpy(dtype="int64")[have],
                              orders["amount"].to_numpy(dtype="int64")[without]])
     nat = np.isnat(date)
-    day = np.where(nat, np.iinfo("int64").max, date.view("int64"))  # NaT sorts last, as in sort_values
-    order = np.lexsort((line, day, doc))
+    seconds = date.view("int64")
+    # NaT sorts last, as in sort_values: just after the latest date, so the keys stay packable
+    day = np.where(nat, seconds.max(where=~nat, initial=np.iinfo("int64").min) + 1, seconds)
+    order = lexsort((line, day, doc))
     doc, date, amount, nat = doc[order], date[order], amount[order], nat[order]
     start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
 

