@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import take
 
 from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import arrow_str, lexsort, lookup, member, positions, sort_key
@@ -289,10 +290,20 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
     seg = seg.drop_duplicates("partner_ref").set_index("partner_ref")
     out = orders
-    out["partner_name"] = lookup(out["partner_ref"], partners["partner_name"])
-    out["segment"] = lookup(out["partner_ref"], seg["segment_name"])
+    # the partner's name and segment from one hashing of the orders' partners (the partners'
+    # segments are looked up among the few partners instead)
+    partner_at = positions(out["partner_ref"], partners.index)
+    seg_at = np.append(positions(partners.index, seg.index), -1)[partner_at]
+    # a partner missing from the catalog is looked up among the segments directly
+    seg_at[partner_at < 0] = positions(out["partner_ref"].take(np.flatnonzero(partner_at < 0)), seg.index)
+    out["partner_name"] = pd.Series(take(partners["partner_name"].array, partner_at, allow_fill=True))
+    out["segment"] = pd.Series(take(seg["segment_name"].array, seg_at, allow_fill=True))
     out["organization_name"] = lookup(out["organization_ref"], orgs["organization_name"])
     out["manager_name"] = lookup(out["manager_ref"], mgrs["manager_name"])
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")
-    return out[AGING_COLUMNS].sort_values("document_ref", ignore_index=True)
+    out = out[AGING_COLUMNS]
+    refs = arrow_str(out["document_ref"])
+    if len(out) > 1 and pc.all(pc.less(refs.slice(0, len(out) - 1), refs.slice(1))).as_py():
+        return out  # already in reference order: sorting would only find that out, at the cost of a string sort
+    return out.sort_values("document_ref", ignore_index=True)
