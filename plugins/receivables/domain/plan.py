@@ -237,44 +237,55 @@ def _per_step(values, fill) -> np.ndarray:
     return np.append(np.asarray(values), fill)
 
 
-def _in_segments(partner_refs: pd.Series, segments: pd.DataFrame, names: list[str]) -> pd.Series:
+def _in_segments(partner_refs: pd.Series, segments: pd.DataFrame, names: list[str]) -> np.ndarray:
     members = set(segments.loc[segments["segment_name"].isin(names), "partner_ref"].dropna())
-    return pd.Series(member(partner_refs, members), index=partner_refs.index)
+    return member(partner_refs, members)
+
+
+def _pool_codes(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, list[str]]:
+    """(the pool of each document as a position in the returned names, -1: none; the pools'
+    names by rank): the matching pool of lowest rank (D365 hierarchy)."""
+    pools = sorted(policy.pools, key=lambda p: p.rank)
+    code = np.full(len(docs), -1, dtype="int64")
+    for k, p in enumerate(pools):
+        m = code < 0
+        if p.match.segments:
+            m &= _in_segments(docs["partner_ref"], segments, p.match.segments)
+        if p.match.organizations:
+            m &= _flags(docs["organization_name"].isin(p.match.organizations))
+        if p.match.settlement:
+            m &= _flags(docs["settlement"].isin(p.match.settlement))
+        code[m] = k
+    return code, [p.name for p in pools]
 
 
 def assign_pools(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> pd.Series:
     """The pool of each document: the matching pool of lowest rank (D365 hierarchy)."""
-    pool = pd.Series(pd.NA, index=docs.index, dtype="str")
-    for p in sorted(policy.pools, key=lambda p: p.rank):
-        m = pool.isna()
-        if p.match.segments:
-            m &= _in_segments(docs["partner_ref"], segments, p.match.segments)
-        if p.match.organizations:
-            m &= docs["organization_name"].isin(p.match.organizations)
-        if p.match.settlement:
-            m &= docs["settlement"].isin(p.match.settlement)
-        pool = pool.mask(m, p.name)
-    return pool
+    code, names = _pool_codes(docs, segments, policy)
+    return pd.Series(_take(pd.Series(names, dtype="str"), code), index=docs.index)
 
 
-def _document_reasons(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> pd.Series:
-    reason = pd.Series(pd.NA, index=docs.index, dtype="str")
-    reason = reason.mask(docs["pool"].isna(), "no_pool")
+def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, segments: pd.DataFrame, policy: Policy
+                      ) -> np.ndarray:
+    """The document-level reason of each document as a position in REASONS (-1: none);
+    `pool` as `_pool_codes` gives it (pool names are unique: the policy checks)."""
+    reason = np.where(pool < 0, _REASON_CODE["no_pool"], -1)
     campaign = np.datetime64(policy.campaign_start, "s")
-    reason = reason.mask(reason.isna() & (docs["document_date"] < campaign), "before_campaign")
+    reason[(reason < 0) & (docs["document_date"].to_numpy() < campaign)] = _REASON_CODE["before_campaign"]
     debt = {"document": docs["outstanding"], "contract": docs["contract_debt"],
-            "partner": docs["partner_debt"]}[policy.debt_basis]
-    for p in policy.pools:
-        in_pool = reason.isna() & docs["pool"].eq(p.name)
+            "partner": docs["partner_debt"]}[policy.debt_basis].to_numpy()
+    amount = docs["amount"].to_numpy()
+    for k, p in enumerate(sorted(policy.pools, key=lambda p: p.rank)):
+        in_pool = (reason < 0) & (pool == k)
         if p.exclude.segments:
-            hit = in_pool & _in_segments(docs["partner_ref"], segments, p.exclude.segments)
-            reason = reason.mask(hit, "excluded_segment")
+            reason[in_pool & _in_segments(docs["partner_ref"], segments, p.exclude.segments)] = \
+                _REASON_CODE["excluded_segment"]
         if p.exclude.partner_debt_below > 0:
-            hit = reason.isna() & in_pool & (debt < int(p.exclude.partner_debt_below * 100))
-            reason = reason.mask(hit, "below_partner_debt")
+            hit = (reason < 0) & in_pool & (debt < int(p.exclude.partner_debt_below * 100))
+            reason[hit] = _REASON_CODE["below_partner_debt"]
         if p.exclude.document_amount_below > 0:
-            hit = reason.isna() & in_pool & (docs["amount"] < int(p.exclude.document_amount_below * 100))
-            reason = reason.mask(hit, "below_document_amount")
+            hit = (reason < 0) & in_pool & (amount < int(p.exclude.document_amount_below * 100))
+            reason[hit] = _REASON_CODE["below_document_amount"]
     return reason
 
 
@@ -356,8 +367,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     at = positions(aging["partner_ref"], partners["partner_ref"])
     docs = aging.reset_index(drop=True).assign(
         legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
-    docs["pool"] = assign_pools(docs, frames["segments"], policy)
-    doc_reason = _document_reasons(docs, frames["segments"], policy)
+    pool, pool_names = _pool_codes(docs, frames["segments"], policy)
+    docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool)
+    doc_reason = _document_reasons(docs, pool, frames["segments"], policy)
     steps = _steps_frame(policy)
 
     # documents in output order up front, so the final sort is (almost) a no-op
@@ -382,7 +394,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
 
     # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
     # where a mask over Arrow strings would rebuild the column every time
-    code = positions(doc_reason, _REASON_NAMES)[di]
+    code = doc_reason[di]
 
     def give(hit, name: str, *, step_only: bool = False) -> None:
         """The reason of every candidate that has none yet and `hit`s."""
