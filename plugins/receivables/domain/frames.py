@@ -136,14 +136,20 @@ COMPUTE_THREADS = 2
 
 
 def arrow_str(values):
-    """`values` as an Arrow string array (nulls for missing), without a per-element Python step."""
+    """`values` as Arrow strings (nulls for missing), without a per-element Python step.
+
+    A column of several chunks (a raw frame's pages) stays chunked: the hash kernels take
+    chunks as they are, where combining them would copy the column on every call.
+    """
     import pandas as pd
     import pyarrow as pa
 
     if not isinstance(values, (pd.Series, pd.Index)) or values.dtype != "str":
         values = pd.Series(list(values) if isinstance(values, set) else values, dtype="str")
     arr = pa.array(values)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 1:
+        return arr.chunk(0)
+    return arr
 
 
 def member(values, universe):
