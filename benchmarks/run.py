@@ -30,7 +30,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 FULL = {
-    "compute": {"sizes": (10_000, 100_000, 1_000_000), "repeats": 3},
+    "compute": {"sizes": (10_000, 100_000, 1_000_000), "repeats": 3, "small_repeats": 5},
     "extract": {"scale": 1.0, "repeats": 3},
     "e2e": {"scale": 1.0, "repeats": 3},
     "parse": {"repeats": 5},
