@@ -271,6 +271,18 @@ HISTORY = [
     "lower-case and unpadded (as 1C sends it) as the raw column itself, and the as-of view copies "
     "orders, payments and stages only when it drops rows. Same frames, aging and plan (compared "
     "exactly at 100k and by the suite's random comparison with the reference).",
+    "- **Compute, fourth pass**: sorting on several integer keys (`np.lexsort`: one general sort pass "
+    "per key) became one stable argsort of the keys packed into an int64 when their ranges fit "
+    "(`frames.lexsort`; timsort runs in about linear time on the nearly sorted keys of stages by "
+    "order: 74 -> 6 ms at 100k); the plan orders its documents by one Arrow sort of (date, number) "
+    "instead of ranking every number first, and then reorders the documents into that order once, "
+    "so every candidate reads its document's columns in sequence (1M plan 15.1 -> 13.2 s in one "
+    "process); pools and document-level reasons are integer codes instead of masks over Arrow "
+    "strings; aging hashes the orders' partners once for name and segment and does not re-sort a "
+    "snapshot already in reference order. Same aging and plan (compared exactly at 10k and 100k; "
+    "the suite's random comparison with the reference; a new test of the plan's row order with a "
+    "repeated document number). Sizes up to one company now run 5 times (best of more runs on a "
+    "machine whose speed moves 20% from run to run).",
     "- **The reference was unfair**: for every email candidate it scanned every letter ever sent "
     "(quadratic: 1.25 of its 4.3 s at 10k, half of its 96 s at 100k); it now keeps sent letters per "
     "partner, as any straightforward implementation would. The speed-up is measured against that.",
