@@ -375,96 +375,15 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     if not np.array_equal(doc_order, np.arange(len(docs))):
         docs = pd.DataFrame({col: _take(docs[col], doc_order) for col in docs.columns}, copy=False)
         doc_rank, doc_code = doc_rank[doc_order], doc_code[doc_order]
-    pool, pool_names = _pool_codes(docs, frames["segments"], policy)
-    docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool)
-    doc_reason = _document_reasons(docs, pool, frames["segments"], policy)
+    pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
+    docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
+    doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
     steps = _steps_frame(policy)
 
     di, si = _expand_index(docs["pool"], steps["pool"], np.arange(len(docs)))
-    no_step = si < 0
-    n_docs = len(docs)
-
-    def doc_col(col: str) -> np.ndarray:
-        return docs[col].to_numpy()[di]
-
-    # due day of every candidate
-    anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
-    offset = _per_step(steps["offset"].fillna(0).astype("int64").to_numpy(), 0)[si]
-    business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
-    anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]"),
-                      doc_col("due_date").astype("datetime64[s]"))
-    business = cal.add_working_days(anchor, offset).astype("datetime64[s]")
-    calendar_days = anchor + offset.astype("timedelta64[D]")
-    due_day = np.where(business_unit, business, calendar_days)
-    due_day[no_step] = np.datetime64("NaT")
-
-    # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
-    # where a mask over Arrow strings would rebuild the column every time
-    code = doc_reason[di]
-
-    def give(hit, name: str, *, step_only: bool = False) -> None:
-        """The reason of every candidate that has none yet and `hit`s."""
-        hit = (code < 0) & _flags(hit)
-        if step_only:
-            hit &= ~no_step
-        code[hit] = _REASON_CODE[name]
-
-    step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
-    reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
-    if len(reg):
-        give(_pairs_in([(docs["document_ref"], di), (step_id, si)], [reg["document_ref"], reg["step_id"]]),
-             "already_done")
-    as_of_ts = np.datetime64(as_of, "s")
-    give(due_day > as_of_ts, "not_yet_due")
-    catch_up = _per_step(steps["catch_up_days"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
-    known = ~np.isnat(due_day)
-    late = np.floor_divide((as_of_ts - np.where(known, due_day, as_of_ts)).astype("int64"), 86400)
-    give((catch_up >= 0) & known & (late > catch_up), "catch_up_expired")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = (docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64")[di]  # a ratio for a threshold
-    require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
-    give(~np.isnan(require_pct) & (pct > require_pct), "require_payment_percent")
-    require_min = _per_step(steps["require_min"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
-    give((require_min >= 0) & (doc_col("outstanding") < require_min), "require_min_outstanding")
-
-    # several due steps of one action for one document: only the latest due day acts
-    rows = np.flatnonzero((code < 0) & ~no_step)
-    rank = steps["step_rank"].to_numpy(dtype="int64")
-    order = lexsort((-rank[si[rows]], _descending(due_day[rows])))
-    group = doc_code[di[rows]] * (len(steps) + 1) + _codes(steps["action"])[si[rows]]
-    first = np.unique(group[order], return_index=True)[1]
-    superseded = np.zeros(len(di), dtype=bool)
-    superseded[rows] = True
-    superseded[rows[order[first]]] = False
-    give(superseded, "superseded")
-
-    # targets: manager positions per document, chosen per candidate
-    mgrs = frames["managers"].set_index("manager_ref")
-    if not mgrs.index.is_unique:
-        lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
-    manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
-    is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
-    is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
-    by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
-    no_manager = manager_ref.isna().to_numpy()
-    # assignee: the order's manager, the partner's for partner_manager steps; a case
-    # goes to the order's manager, else the partner's
-    use_main = np.where(is_case, no_manager[di], by_partner)
-    assignee_at = np.where(use_main, di + n_docs, di)
-    assignee_mgr = np.concatenate([positions(manager_ref, mgrs.index), positions(main_ref, mgrs.index)])[assignee_at]
-    assignee_missing = np.concatenate([no_manager, main_ref.isna().to_numpy()])[assignee_at]
-    contact_mgr = positions(manager_ref.fillna(main_ref), mgrs.index)[di]
-    recipients = _recipients(frames["contacts"], policy)
-    address = positions(docs["partner_ref"], recipients.index)[di]
-    # target: the partner's address for email, else the assignee's name
-    target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
-                            ignore_index=True)
-    target_at = np.where(is_email, address, np.where(assignee_mgr >= 0, assignee_mgr + len(recipients), -1))
-    sender = _map_few(docs["organization_name"], policy.senders.by_organization).fillna(policy.senders.default)
-
     # the output's columns are taken in worker threads (Arrow's take releases the GIL) while
-    # this thread settles the last reasons: they read positions that no longer change (a
-    # third off the takes on 2 cores)
+    # this thread settles the reasons: the documents' and steps' columns from here on (their
+    # positions no longer change; a third off the takes on 2 cores), the targets' once known
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
         taking = {}
         for col in PLAN_COLUMNS:
@@ -472,6 +391,87 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                 taking[col] = pool.submit(_take, docs[col], di)
             elif col in ("step_id", "action", "template"):
                 taking[col] = pool.submit(_take, steps[col], si)
+        no_step = si < 0
+        n_docs = len(docs)
+
+        def doc_col(col: str) -> np.ndarray:
+            return docs[col].to_numpy()[di]
+
+        # due day of every candidate
+        anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
+        offset = _per_step(steps["offset"].fillna(0).astype("int64").to_numpy(), 0)[si]
+        business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
+        anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]"),
+                          doc_col("due_date").astype("datetime64[s]"))
+        business = cal.add_working_days(anchor, offset).astype("datetime64[s]")
+        calendar_days = anchor + offset.astype("timedelta64[D]")
+        due_day = np.where(business_unit, business, calendar_days)
+        due_day[no_step] = np.datetime64("NaT")
+
+        # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
+        # where a mask over Arrow strings would rebuild the column every time
+        code = doc_reason[di]
+
+        def give(hit, name: str, *, step_only: bool = False) -> None:
+            """The reason of every candidate that has none yet and `hit`s."""
+            hit = (code < 0) & _flags(hit)
+            if step_only:
+                hit &= ~no_step
+            code[hit] = _REASON_CODE[name]
+
+        step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
+        reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
+        if len(reg):
+            give(_pairs_in([(docs["document_ref"], di), (step_id, si)], [reg["document_ref"], reg["step_id"]]),
+                 "already_done")
+        as_of_ts = np.datetime64(as_of, "s")
+        give(due_day > as_of_ts, "not_yet_due")
+        catch_up = _per_step(steps["catch_up_days"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
+        known = ~np.isnat(due_day)
+        late = np.floor_divide((as_of_ts - np.where(known, due_day, as_of_ts)).astype("int64"), 86400)
+        give((catch_up >= 0) & known & (late > catch_up), "catch_up_expired")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = (docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64")[di]  # a ratio for a threshold
+        require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
+        give(~np.isnan(require_pct) & (pct > require_pct), "require_payment_percent")
+        require_min = _per_step(steps["require_min"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
+        give((require_min >= 0) & (doc_col("outstanding") < require_min), "require_min_outstanding")
+
+        # several due steps of one action for one document: only the latest due day acts
+        rows = np.flatnonzero((code < 0) & ~no_step)
+        rank = steps["step_rank"].to_numpy(dtype="int64")
+        order = lexsort((-rank[si[rows]], _descending(due_day[rows])))
+        group = doc_code[di[rows]] * (len(steps) + 1) + _codes(steps["action"])[si[rows]]
+        first = np.unique(group[order], return_index=True)[1]
+        superseded = np.zeros(len(di), dtype=bool)
+        superseded[rows] = True
+        superseded[rows[order[first]]] = False
+        give(superseded, "superseded")
+
+        # targets: manager positions per document, chosen per candidate
+        mgrs = frames["managers"].set_index("manager_ref")
+        if not mgrs.index.is_unique:
+            lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
+        manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
+        is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
+        is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
+        by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
+        no_manager = manager_ref.isna().to_numpy()
+        # assignee: the order's manager, the partner's for partner_manager steps; a case
+        # goes to the order's manager, else the partner's
+        use_main = np.where(is_case, no_manager[di], by_partner)
+        assignee_at = np.where(use_main, di + n_docs, di)
+        assignee_mgr = np.concatenate([positions(manager_ref, mgrs.index), positions(main_ref, mgrs.index)])[assignee_at]
+        assignee_missing = np.concatenate([no_manager, main_ref.isna().to_numpy()])[assignee_at]
+        contact_mgr = positions(manager_ref.fillna(main_ref), mgrs.index)[di]
+        recipients = _recipients(frames["contacts"], policy)
+        address = positions(docs["partner_ref"], recipients.index)[di]
+        # target: the partner's address for email, else the assignee's name
+        target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
+                                ignore_index=True)
+        target_at = np.where(is_email, address, np.where(assignee_mgr >= 0, assignee_mgr + len(recipients), -1))
+        sender = _map_few(docs["organization_name"], policy.senders.by_organization).fillna(policy.senders.default)
+
         taking["assignee_ref"] = pool.submit(_take, pd.concat([manager_ref, main_ref], ignore_index=True),
                                              assignee_at)
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
