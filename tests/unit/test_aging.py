@@ -137,3 +137,17 @@ def test_payments_to_an_object_missing_from_the_catalog_still_pay_its_orders_old
                             "object_ref": pd.Series(["c"], dtype="str")})
     paid = allocate_payments(orders, first_due, payments, catalog)
     assert paid.tolist() == [10_000, 5_000, 2_000]
+
+
+def test_debts_and_names_of_orders_without_a_partner_or_contract():
+    # an order without a partner (the gate reports it) has no partner debt or name, as a
+    # groupby over the partner leaves it; orders without a contract share one contract debt
+    f = frames(orders=[order("A", "2026-11-02", 1000), order("B", "2026-11-03", 500, contract=None),
+                       order("C", "2026-11-04", 300, contract=None), order("D", "2026-11-05", 200)])
+    f["orders"].loc[f["orders"]["document_number"].eq("D"), "partner_ref"] = None
+    a = compute_aging(f, dt.date(2026, 11, 20)).set_index("document_number")
+    assert a.loc["A", "partner_debt"] == 180000 and a.loc["A", "partner_name"] == a.loc["C", "partner_name"]
+    assert pd.notna(a.loc["A", "partner_name"])
+    assert pd.isna(a.loc["D", "partner_debt"]) and pd.isna(a.loc["D", "partner_name"])
+    assert a.loc["B", "contract_debt"] == a.loc["C", "contract_debt"] == 80000
+    assert a.loc["D", "contract_debt"] == 120000  # D keeps A's contract

@@ -85,6 +85,13 @@ def schedule(orders: pd.DataFrame, stages: pd.DataFrame, contracts: pd.DataFrame
     return out.sort_values(["document_ref", "pay_date", "line"], kind="stable", ignore_index=True)
 
 
+def _group_sums(code: np.ndarray, groups: int, values: pd.Series) -> np.ndarray:
+    """Each row's group total of `values` (int64, exact), the groups given as codes 0..groups-1."""
+    totals = np.zeros(groups, dtype="int64")
+    np.add.at(totals, code, values.to_numpy(dtype="int64"))
+    return totals[code]
+
+
 def _fifo(total: np.ndarray, amount: np.ndarray, cum: np.ndarray) -> np.ndarray:
     """Share of `total` that covers each item when items are paid in order (cum = running sum)."""
     return np.clip(total - (cum - amount), 0, amount)
@@ -279,9 +286,18 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     as_of_col = pd.Series(np.full(len(orders), as_of_ts.to_datetime64()), index=orders.index)
     orders["business_days_overdue"] = cal.working_days_between(orders["due_date"], as_of_col).astype("int64")
     orders["bucket"] = buckets(days, bucket_bounds)
-    orders["partner_debt"] = orders.groupby("partner_ref", sort=False)["outstanding"].transform("sum")
-    orders["contract_debt"] = orders.groupby(orders["contract_ref"].fillna(""), sort=False)[
-        "outstanding"].transform("sum")
+    # the partners' and contracts' debts summed over integer codes: each key hashed once
+    partner_code, partner_refs = pd.factorize(orders["partner_ref"])
+    if (partner_code >= 0).all():
+        orders["partner_debt"] = _group_sums(partner_code, len(partner_refs), orders["outstanding"])
+    else:  # an order without a partner (the gate reports it): its debt is missing, as groupby gives
+        orders["partner_debt"] = orders.groupby("partner_ref", sort=False)["outstanding"].transform("sum")
+        partner_refs = None
+    contract = orders["contract_ref"]
+    if pc.any(pc.equal(arrow_str(contract), "")).as_py():  # "" and missing are one contract here
+        contract = contract.fillna("")
+    contract_code, contracts = pd.factorize(contract, use_na_sentinel=False)
+    orders["contract_debt"] = _group_sums(contract_code, len(contracts), orders["outstanding"])
 
     # names by key: left joins on unique keys, as lookups (a missing key matches a missing key)
     partners = frames["partners"].drop_duplicates("partner_ref").set_index("partner_ref")
@@ -290,12 +306,14 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
     seg = seg.drop_duplicates("partner_ref").set_index("partner_ref")
     out = orders
-    # the partner's name and segment from one hashing of the orders' partners (the partners'
-    # segments are looked up among the few partners instead)
-    partner_at = positions(out["partner_ref"], partners.index)
-    seg_at = np.append(positions(partners.index, seg.index), -1)[partner_at]
-    # a partner missing from the catalog is looked up among the segments directly
-    seg_at[partner_at < 0] = positions(out["partner_ref"].take(np.flatnonzero(partner_at < 0)), seg.index)
+    # the partner's name and segment: the orders' few distinct partners are looked up
+    if partner_refs is not None:
+        distinct = pd.Series(partner_refs, dtype="str")
+        partner_at = positions(distinct, partners.index)[partner_code]
+        seg_at = positions(distinct, seg.index)[partner_code]
+    else:
+        partner_at = positions(out["partner_ref"], partners.index)
+        seg_at = positions(out["partner_ref"], seg.index)
     out["partner_name"] = pd.Series(take(partners["partner_name"].array, partner_at, allow_fill=True))
     out["segment"] = pd.Series(take(seg["segment_name"].array, seg_at, allow_fill=True))
     out["organization_name"] = lookup(out["organization_ref"], orgs["organization_name"])
