@@ -248,3 +248,28 @@ def test_plan_rows_are_ordered_by_date_number_and_step_with_repeated_numbers_int
     assert list(zip(p["document_ref"], p["step_id"], strict=True)) == list(zip(expected["document_ref"], expected["step_id"], strict=True))
     assert list(p["document_number"]) == ["В-3", "В-3", "А-1", "А-1", "Б-2", "Б-2", "Б-2", "Б-2"]
     assert list(p["step_id"])[4:] == ["remind", "remind", "call", "call"]
+
+
+@pytest.mark.parametrize("repeat_a_document", [False, True])
+def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_document):
+    # `_done` marks (document, step) pairs in a documents x steps table when documents are
+    # distinct, else matches each candidate's keys; both must give the same answer
+    import numpy as np
+
+    from receivables.domain.plan import _codes, _done, _pairs_in, _with_missing
+
+    rng = np.random.default_rng(3)
+    refs = [gid(f"d{i}") for i in range(40)] + [None]
+    if repeat_a_document:
+        refs[5] = refs[4]
+    doc_refs = pd.Series(refs, dtype="str")
+    step_id = _with_missing(pd.Series(["s1", "s2", "s3"], dtype="str"))
+    di = rng.integers(0, len(refs), 300)
+    si = rng.integers(-1, 3, 300)
+    reg = pd.DataFrame({"document_ref": pd.Series([refs[i] for i in rng.integers(0, len(refs), 60)] + [gid("gone")],
+                                                  dtype="str"),
+                        "step_id": pd.Series([["s1", "s2", "s3", None][i] for i in rng.integers(0, 4, 61)], dtype="str")})
+    got = _done(doc_refs, _codes(doc_refs), step_id, di, si, reg)
+    want = _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
+    assert got.any() and not got.all()
+    assert np.array_equal(got, want)

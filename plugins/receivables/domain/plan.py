@@ -80,6 +80,8 @@ _CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
 _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 #: largest table of key combinations `_pairs_in` builds (bytes); beyond it, it sorts
 _PAIR_TABLE_LIMIT = 1 << 24
+#: the document columns the plan reads (the output's, manager_name aside, and the checks')
+_DOC_READS = {*PLAN_COLUMNS, "manager_ref", "main_manager_ref", "contract_debt"} - {"manager_name"}
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
                  "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
@@ -133,6 +135,24 @@ def _pairs_in(left: list[tuple[pd.Series, np.ndarray | None]], right: list[pd.Se
         lkey = at_key  # a pair found keeps its right-hand code; the rest are already not found
         rkey = rkey.reshape(-1)
     return found
+
+
+def _done(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
+          reg: pd.DataFrame) -> np.ndarray:
+    """Whether the register holds each candidate's (document_ref, step_id) (missing matches
+    missing; `step_id` ends with the missing step of candidates without one, row -1).
+
+    With distinct documents (`doc_code` as `_codes` gives) the register's rows are found
+    among the documents and marked in a documents x steps table, read once per candidate;
+    otherwise `_pairs_in` matches every candidate's keys."""
+    n_docs, n_steps = len(doc_refs), len(step_id)
+    if int(doc_code.max(initial=-1)) + 1 != n_docs or n_docs * n_steps > 4 * _PAIR_TABLE_LIMIT:
+        return _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
+    doc, step = positions(reg["document_ref"], doc_refs), positions(reg["step_id"], step_id)
+    found = (doc >= 0) & (step >= 0)
+    table = np.zeros((n_docs, n_steps), dtype=bool)
+    table[doc[found], step[found]] = True
+    return table[di, si]  # si -1: the last column, the missing step
 
 
 def _descending(days: np.ndarray) -> np.ndarray:
@@ -373,7 +393,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     doc_order, doc_rank = _document_order(docs)
     doc_code = _codes(docs["document_ref"])  # before reordering: cheap in aging's reference order
     if not np.array_equal(doc_order, np.arange(len(docs))):
-        docs = pd.DataFrame({col: _take(docs[col], doc_order) for col in docs.columns}, copy=False)
+        docs = pd.DataFrame({col: _take(docs[col], doc_order) for col in docs.columns if col in _DOC_READS},
+                            copy=False)
         doc_rank, doc_code = doc_rank[doc_order], doc_code[doc_order]
     pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
     docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
@@ -422,8 +443,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
         reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
         if len(reg):
-            give(_pairs_in([(docs["document_ref"], di), (step_id, si)], [reg["document_ref"], reg["step_id"]]),
-                 "already_done")
+            give(_done(docs["document_ref"], doc_code, step_id, di, si, reg), "already_done")
         as_of_ts = np.datetime64(as_of, "s")
         give(due_day > as_of_ts, "not_yet_due")
         catch_up = _per_step(steps["catch_up_days"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
