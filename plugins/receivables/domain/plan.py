@@ -424,9 +424,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
         anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]"),
                           doc_col("due_date").astype("datetime64[s]"))
-        business = cal.add_working_days(anchor, offset).astype("datetime64[s]")
-        calendar_days = anchor + offset.astype("timedelta64[D]")
-        due_day = np.where(business_unit, business, calendar_days)
+        due_day = anchor + offset.astype("timedelta64[D]")
+        business = np.flatnonzero(business_unit)  # the calendar only for steps counted in working days
+        due_day[business] = cal.add_working_days(anchor[business], offset[business]).astype("datetime64[s]")
         due_day[no_step] = np.datetime64("NaT")
 
         # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
@@ -460,9 +460,13 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # several due steps of one action for one document: only the latest due day acts
         rows = np.flatnonzero((code < 0) & ~no_step)
         rank = steps["step_rank"].to_numpy(dtype="int64")
-        order = lexsort((-rank[si[rows]], _descending(due_day[rows])))
-        group = doc_code[di[rows]] * (len(steps) + 1) + _codes(steps["action"])[si[rows]]
-        first = np.unique(group[order], return_index=True)[1]
+        # per (document, action) the latest due day, then the highest rank, then the first
+        # candidate: candidates come document by document, so the sort is nearly linear
+        document = di[rows] if int(doc_code.max(initial=-1)) + 1 == n_docs else doc_code[di[rows]]
+        action = _codes(steps["action"])[si[rows]]
+        order = lexsort((-rank[si[rows]], _descending(due_day[rows]), action, document))
+        document, action = document[order], action[order]
+        first = np.flatnonzero(np.r_[len(rows) > 0, (document[1:] != document[:-1]) | (action[1:] != action[:-1])])
         superseded = np.zeros(len(di), dtype=bool)
         superseded[rows] = True
         superseded[rows[order[first]]] = False
