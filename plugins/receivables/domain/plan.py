@@ -167,13 +167,6 @@ def _with_missing(values: pd.Series) -> pd.Series:
     return pd.concat([values, pd.Series([None], dtype=values.dtype)], ignore_index=True)
 
 
-def _map_few(values: pd.Series, mapping: Mapping) -> pd.Series:
-    """`values.map(mapping)` for a column of few distinct values: maps the distinct ones only."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapped = pd.Series(uniques).map(mapping)
-    return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
-
-
 def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(the documents' rows by date, then number, missing last, ties in row order; each row's
     dense rank of its (date, number)): one Arrow sort of both keys, whose string comparisons
@@ -321,11 +314,12 @@ def _recipients(contacts: pd.DataFrame, policy: Policy) -> pd.Series:
     return c.drop_duplicates("partner_ref").set_index("partner_ref")["address"]
 
 
-def _contact_caps(is_email: np.ndarray, partner_ref: pd.Series, doc_of: np.ndarray,
+def _contact_caps(is_email: np.ndarray, partner_code: np.ndarray, partners: pd.Series, doc_of: np.ndarray,
                   private_person: np.ndarray, register: pd.DataFrame, policy: Policy, as_of: dt.date,
                   now: dt.datetime | None) -> tuple[np.ndarray, np.ndarray]:
     """(quiet_days hold, 230-ФЗ hold as a position in _CAPS or -1) over the candidates;
-    `partner_ref` is per document, `doc_of` the document of each candidate."""
+    `partner_code` is each document's partner as a position in the distinct `partners`
+    (a missing partner among them), `doc_of` the document of each candidate."""
     # only email candidates (private persons' for the caps) are held
     quiet = np.zeros(len(is_email), dtype=bool)
     cap = np.full(len(is_email), -1, dtype="int64")  # position in _CAPS, -1: none
@@ -335,9 +329,14 @@ def _contact_caps(is_email: np.ndarray, partner_ref: pd.Series, doc_of: np.ndarr
     lim = policy.private_persons
     if len(sent) and (policy.quiet_days > 0 or len(private)):
         # letters and documents meet on integer codes of the documents' partners (the last
-        # code: a partner none of them has, or none at all), hashed once for every window
-        doc_partner, partners = pd.factorize(partner_ref)
+        # code: a partner none of them has, or none at all), hashed once for every window;
+        # a missing partner is nobody's: its documents and letters are never counted
         letter_partner = positions(sent["partner_ref"], partners)
+        doc_partner = partner_code
+        no_partner = partners.isna().to_numpy()
+        if no_partner.any():
+            doc_partner = np.where(no_partner[partner_code], -1, partner_code)
+            letter_partner[sent["partner_ref"].isna().to_numpy()] = -1
         day = (pd.to_datetime(sent["sent_at"], utc=True).dt.tz_convert(policy.tz).dt.tz_localize(None)
                .dt.normalize().to_numpy(dtype="datetime64[ns]"))
         as_of_day = np.datetime64(as_of, "ns")
@@ -384,7 +383,11 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     cal = get_calendar()
     partners = frames["partners"][["partner_ref", "legal_form", "main_manager_ref"]].drop_duplicates("partner_ref")
     # the partner's columns by position: `aging.merge(partners, how="left")` copies every column
-    at = positions(aging["partner_ref"], partners["partner_ref"])
+    # each document's partner as a code among the few distinct partners: the partners' columns,
+    # addresses and letters are looked up for those only
+    partner_code, distinct = pd.factorize(aging["partner_ref"], use_na_sentinel=False)
+    distinct = pd.Series(distinct, dtype="str")
+    at = positions(distinct, partners["partner_ref"])[partner_code]
     docs = aging.reset_index(drop=True).assign(
         legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
     # documents in output order up front: the final sort is (almost) a no-op, and every
@@ -395,7 +398,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     if not np.array_equal(doc_order, np.arange(len(docs))):
         docs = pd.DataFrame({col: _take(docs[col], doc_order) for col in docs.columns if col in _DOC_READS},
                             copy=False)
-        doc_rank, doc_code = doc_rank[doc_order], doc_code[doc_order]
+        doc_rank, doc_code, partner_code = doc_rank[doc_order], doc_code[doc_order], partner_code[doc_order]
     pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
     docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
     doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
@@ -489,12 +492,15 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         assignee_missing = np.concatenate([no_manager, main_ref.isna().to_numpy()])[assignee_at]
         contact_mgr = positions(manager_ref.fillna(main_ref), mgrs.index)[di]
         recipients = _recipients(frames["contacts"], policy)
-        address = positions(docs["partner_ref"], recipients.index)[di]
+        address = positions(distinct, recipients.index)[partner_code][di]
         # target: the partner's address for email, else the assignee's name
         target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
                                 ignore_index=True)
         target_at = np.where(is_email, address, np.where(assignee_mgr >= 0, assignee_mgr + len(recipients), -1))
-        sender = _map_few(docs["organization_name"], policy.senders.by_organization).fillna(policy.senders.default)
+        # the sender of each organization, read per candidate through the organization's code
+        org_code, orgs = pd.factorize(docs["organization_name"], use_na_sentinel=False)
+        default, by_org = policy.senders.default, policy.senders.by_organization
+        senders = np.array([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype=object)
 
         taking["assignee_ref"] = pool.submit(_take, pd.concat([manager_ref, main_ref], ignore_index=True),
                                              assignee_at)
@@ -507,7 +513,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
             out[col] = pd.array(steps[col], dtype="Int64").take(si, allow_fill=True)
         out["anchor_date"] = anchor
         out["due_day"] = due_day
-        out["sender"] = pd.Series(_take(sender, di), dtype=sender.dtype)  # object, as it always was
+        out["sender"] = pd.Series(senders[org_code[di]], dtype=object)  # object, as it always was
         give(is_email & (address < 0), "no_email", step_only=True)
         refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
                                & register["detail"].fillna("").str.startswith("permanent"),
@@ -520,7 +526,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                  "failed_permanently", step_only=True)
         give(~is_email & assignee_missing, "no_assignee", step_only=True)
         private = docs["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False)[di]
-        quiet, cap = _contact_caps(is_email, docs["partner_ref"], di, private, register, policy, as_of, now)
+        quiet, cap = _contact_caps(is_email, partner_code, distinct, di, private, register, policy, as_of, now)
         give(quiet, "quiet_days", step_only=True)
         capped = (code < 0) & ~no_step & (cap >= 0)
         code[capped] = _CAP_CODES[cap[capped]]
