@@ -413,7 +413,8 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
     refs = co.get("reference") or []
     if refs:
         out += ["", "Row-by-row reference (`benchmarks/reference.py`) against the vectorised aging + plan on "
-                "the same frames (identical results checked each time):", "",
+                "the same frames, the best run of each (the reference runs twice, the vectorised code up to "
+                "5 times; identical results checked each time):", "",
                 "| open documents | reference s | vectorised s | speed-up | identical |", "|---|---|---|---|---|"]
         for ref in refs:
             same = ref["identical_aging"] and ref["identical_plan"]
