@@ -151,3 +151,23 @@ def test_debts_and_names_of_orders_without_a_partner_or_contract():
     assert pd.isna(a.loc["D", "partner_debt"]) and pd.isna(a.loc["D", "partner_name"])
     assert a.loc["B", "contract_debt"] == a.loc["C", "contract_debt"] == 80000
     assert a.loc["D", "contract_debt"] == 120000  # D keeps A's contract
+
+
+@pytest.mark.parametrize("with_repeat", [False, True])
+def test_orders_not_open_change_nothing_even_repeating_a_reference(with_repeat):
+    # a deleted order repeating an open order's Ref_Key (the gate reports it) sends aging down
+    # the text-join path; the open orders' debts are what they are without it
+    orders = [order("A", "2026-11-02", 1000), order("B", "2026-11-03", 500, settlement="ПоДоговорамКонтрагентов"),
+              order("C", "2026-11-04", 300, settlement="ПоДоговорамКонтрагентов")]
+    stages = [stage("A", 1, "2026-11-05", 400), stage("A", 2, "2026-11-20", 600)]
+    payments = [payment("P1", "2026-11-06", 450, settles="A"), payment("P2", "2026-11-06", 600, settles="c1")]
+    clean = frames(orders=orders, stages=stages, payments=payments)
+    # and an unposted order on the contract, older than B and C, takes none of its payment
+    closed = [order("D", "2026-10-02", 900, settlement="ПоДоговорамКонтрагентов", posted=False)]
+    if with_repeat:
+        closed.append(dict(order("A", "2026-10-01", 77), deleted=True))
+    repeated = frames(orders=[*orders, *closed], stages=stages, payments=payments)
+    assert repeated["orders"]["document_ref"].duplicated().any() == with_repeat
+    want, got = compute_aging(clean, AS_OF), compute_aging(repeated, AS_OF)
+    assert list(want["document_number"].sort_values()) == ["A", "C"] and want["paid"].sum() > 0
+    pd.testing.assert_frame_equal(got, want)

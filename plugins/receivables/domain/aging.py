@@ -119,16 +119,19 @@ def _object_codes(refs: pd.Series, paid_refs: pd.Series, object_refs: pd.Series
 
 
 def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.DataFrame,
-                      objects: pd.DataFrame) -> pd.Series:
+                      objects: pd.DataFrame, live: np.ndarray | None = None) -> pd.Series:
     """Paid kopecks per order (indexed like `orders`).
 
     An order settled by itself (its own settlement object: ПоЗаказам, ПоЗаказамНакладным)
     gets all of its object's payments — an overpayment stays visible for the gate. Orders
     sharing an object (a contract's) get its payments oldest due date first, each up to
-    its amount.
+    its amount. With `live` (a mask) only those orders take part: the others get nothing
+    and take nothing from the rest.
     """
     refs = orders["settlement_ref"]
     at, paid_in, obj = _object_codes(refs, payments["settlement_ref"], objects["settlement_ref"])
+    if live is not None:
+        at, obj = np.where(live, at, -1), np.where(live, obj, -1)
     hit = paid_in >= 0
     n_codes = int(max(at.max(initial=-1), paid_in.max(initial=-1))) + 1
     by_object = np.zeros(n_codes + 1, dtype="int64")  # the last: no object (-1)
@@ -191,10 +194,11 @@ def _stage_positions(orders: pd.DataFrame, stages: pd.DataFrame) -> np.ndarray |
     return found[n:] if np.array_equal(found[:n], np.arange(n)) else None
 
 
-def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: np.ndarray
+def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: np.ndarray, live: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """`_paid_and_due_by_ref` for unique, present references: each stage row carries its order's
-    position (`at`), so grouping, sorting and joining run on integers instead of GUID text."""
+    position (`at`), so grouping, sorting and joining run on integers instead of GUID text.
+    Orders not `live` (a mask) are carried along with an amount of 0 and share no payment."""
     n = len(orders)
     stages, contracts = frames["stages"], frames["contracts"]
     have = np.flatnonzero(at >= 0)
@@ -223,7 +227,7 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
 
     first_due = pd.Series(date[start], index=orders.index)  # the earliest stage (NaT only if all are)
-    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"]).to_numpy()
+    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"], live).to_numpy()
 
     # within an order, payments cover stages in date order
     total = np.cumsum(amount)
@@ -263,18 +267,25 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     live = open_orders(frames["orders"])
     if not len(live):
         return empty_aging()
-    orders = frames["orders"][_PAY_COLUMNS].take(live).reset_index(drop=True)
-    orders["amount"] = orders["amount"].astype("int64")
+    # every order is paid and dated, the few not open carried along with an amount of 0: copying
+    # the open ones (nearly all) would cost more than the extra rows
+    is_live = np.zeros(len(frames["orders"]), dtype=bool)
+    is_live[live] = True
+    orders = frames["orders"][_PAY_COLUMNS].reset_index(drop=True)
+    orders["amount"] = np.where(is_live, orders["amount"].to_numpy(dtype="int64", na_value=0), 0)
     stage_at = _stage_positions(orders, frames["stages"])
     if stage_at is not None:
-        paid, raw_due = _paid_and_due(orders, frames, stage_at)
-    else:  # repeated or missing references (the gate reports them): join on the text
+        paid, raw_due = _paid_and_due(orders, frames, stage_at, is_live)
+        rows = np.arange(len(orders))
+    else:  # repeated or missing references (the gate reports them): the open orders, joined on the text
+        orders = orders.take(live).reset_index(drop=True)
         paid, raw_due = _paid_and_due_by_ref(orders, frames)
+        rows = live
     outstanding = orders["amount"].to_numpy(dtype="int64") - paid
-    keep = outstanding > 0
+    keep = (outstanding > 0) & is_live[rows]
     if not keep.any():
         return empty_aging()
-    orders = frames["orders"][_ORDER_COLUMNS].take(live[keep]).reset_index(drop=True)
+    orders = frames["orders"][_ORDER_COLUMNS].take(rows[keep]).reset_index(drop=True)
     orders["amount"] = orders["amount"].astype("int64")
     orders["paid"] = paid[keep]
     orders["outstanding"] = outstanding[keep]
