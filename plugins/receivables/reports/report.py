@@ -114,11 +114,11 @@ def charts(data: ReportData, labels: list[str]) -> dict[str, str]:
         x = mdates.date2num(pd.DatetimeIndex(hist.index).to_pydatetime())
         ax.stackplot(x, hist.T.to_numpy(dtype="float64"), labels=[BUCKET_NAMES.get(b, b) for b in labels])
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m"))
-    else:
+        ax.legend(loc="upper left", fontsize=7, ncols=5)  # the buckets' colours
+    else:  # one snapshot: a single total bar, nothing for a legend to name
         ax.bar([str(pd.Timestamp(d).date()) for d in hist.index], hist.sum(axis=1).to_numpy(dtype="float64"))
     ax.set_ylabel("млн ₽")
     ax.set_title("Динамика задолженности по сохранённым снимкам")
-    ax.legend(loc="upper left", fontsize=7, ncols=5)
     fig.autofmt_xdate()
     out["trend"] = _svg(fig)
 
