@@ -162,7 +162,8 @@ def _safe_day(text: str) -> np.datetime64:
 def money(s: pd.Series) -> pd.Series:
     """Rubles (JSON numbers) -> integer kopecks, exact for amounts with two decimals."""
     rubles = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    kop = np.rint(rubles * 100.0)
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd amounts become inf: missing below
+        kop = np.rint(rubles * 100.0)
     ok = np.isfinite(kop) & (np.abs(kop) < 9e15)
     arr = pd.array(np.where(ok, kop, 0).astype("int64"), dtype="Int64")
     arr[~ok] = pd.NA
