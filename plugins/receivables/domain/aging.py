@@ -19,7 +19,15 @@ import pyarrow.compute as pc
 from pandas.api.extensions import take
 
 from receivables.domain.calendar import get_calendar
-from receivables.domain.frames import arrow_str, lexsort, lookup, member, positions, sort_key
+from receivables.domain.frames import (
+    arrow_str,
+    lexsort,
+    lookup,
+    member,
+    positions,
+    sort_key,
+    strictly_ascending,
+)
 
 AGING_COLUMNS = [
     "as_of_date", "document_ref", "document_number", "document_date", "partner_ref", "partner_name",
@@ -332,7 +340,6 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")
     out = out[AGING_COLUMNS]
-    refs = arrow_str(out["document_ref"])
-    if len(out) > 1 and pc.all(pc.less(refs.slice(0, len(out) - 1), refs.slice(1))).as_py():
+    if strictly_ascending(out["document_ref"]):
         return out  # already in reference order: sorting would only find that out, at the cost of a string sort
     return out.sort_values("document_ref", ignore_index=True)

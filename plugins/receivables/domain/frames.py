@@ -231,3 +231,11 @@ def lexsort(keys):
         packed <<= width
         packed |= k.astype("int64", copy=False) - lo
     return np.argsort(packed, kind="stable")
+
+
+def strictly_ascending(values) -> bool:
+    """Whether the text `values` are strictly ascending in byte order (so also distinct), in one pass."""
+    import pyarrow.compute as pc
+
+    arr = arrow_str(values)
+    return len(arr) > 1 and bool(pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py())

@@ -26,6 +26,7 @@ from receivables.domain.frames import (
     member,
     positions,
     sort_key,
+    strictly_ascending,
 )
 from receivables.domain.policy import Policy
 from receivables.onec.schema import PRIVATE_PERSON
@@ -95,11 +96,8 @@ def _flags(mask) -> np.ndarray:
 
 def _codes(values: pd.Series) -> np.ndarray:
     """Integer codes of `values`, equal values equal codes, a missing value a code of its own."""
-    arr = values.array
-    if isinstance(arr, pd.arrays.ArrowStringArray) and len(arr) > 1:
-        text = pa.array(arr)
-        if pc.all(pc.less(text.slice(0, len(text) - 1), text.slice(1))).as_py():
-            return np.arange(len(arr), dtype="int64")  # strictly ascending (aging's order): distinct
+    if isinstance(values.array, pd.arrays.ArrowStringArray) and strictly_ascending(values):
+        return np.arange(len(values), dtype="int64")  # aging's reference order: all distinct
     return pd.factorize(values, use_na_sentinel=False)[0].astype("int64", copy=False)
 
 
@@ -137,6 +135,11 @@ def _pairs_in(left: list[tuple[pd.Series, np.ndarray | None]], right: list[pd.Se
     return found
 
 
+def _distinct(doc_code: np.ndarray) -> bool:
+    """Whether the codes `_codes` gave name every document once (no two share a reference)."""
+    return int(doc_code.max(initial=-1)) + 1 == len(doc_code)
+
+
 def _done(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
           reg: pd.DataFrame) -> np.ndarray:
     """Whether the register holds each candidate's (document_ref, step_id) (missing matches
@@ -146,7 +149,7 @@ def _done(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.
     among the documents and marked in a documents x steps table, read once per candidate;
     otherwise `_pairs_in` matches every candidate's keys."""
     n_docs, n_steps = len(doc_refs), len(step_id)
-    if int(doc_code.max(initial=-1)) + 1 != n_docs or n_docs * n_steps > 4 * _PAIR_TABLE_LIMIT:
+    if not _distinct(doc_code) or n_docs * n_steps > 4 * _PAIR_TABLE_LIMIT:
         return _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
     doc, step = positions(reg["document_ref"], doc_refs), positions(reg["step_id"], step_id)
     found = (doc >= 0) & (step >= 0)
@@ -270,12 +273,6 @@ def _pool_codes(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> t
             m &= _flags(docs["settlement"].isin(p.match.settlement))
         code[m] = k
     return code, [p.name for p in pools]
-
-
-def assign_pools(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> pd.Series:
-    """The pool of each document: the matching pool of lowest rank (D365 hierarchy)."""
-    code, names = _pool_codes(docs, segments, policy)
-    return pd.Series(_take(pd.Series(names, dtype="str"), code), index=docs.index)
 
 
 def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, segments: pd.DataFrame, policy: Policy
@@ -465,7 +462,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         rank = steps["step_rank"].to_numpy(dtype="int64")
         # per (document, action) the latest due day, then the highest rank, then the first
         # candidate: candidates come document by document, so the sort is nearly linear
-        document = di[rows] if int(doc_code.max(initial=-1)) + 1 == n_docs else doc_code[di[rows]]
+        document = di[rows] if _distinct(doc_code) else doc_code[di[rows]]
         action = _codes(steps["action"])[si[rows]]
         order = lexsort((-rank[si[rows]], _descending(due_day[rows]), action, document))
         document, action = document[order], action[order]
