@@ -21,6 +21,9 @@ from pandas.api.extensions import take
 from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import (
     arrow_str,
+    frame_keys,
+    key_column,
+    key_positions,
     lexsort,
     lookup,
     member,
@@ -136,8 +139,13 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     its amount. With `live` (a mask) only those orders take part: the others get nothing
     and take nothing from the rest.
     """
-    refs = orders["settlement_ref"]
-    at, paid_in, obj = _object_codes(refs, payments["settlement_ref"], objects["settlement_ref"])
+    keys = [frame_keys(df, "settlement_ref") for df in (orders, payments, objects)]
+    if all(k is not None for k in keys):  # run-wide keys from extraction: they are the codes
+        at, paid_in = keys[0], keys[1]
+        obj = np.where(at >= 0, key_positions(at, keys[2]), -1)
+    else:
+        at, paid_in, obj = _object_codes(orders["settlement_ref"], payments["settlement_ref"],
+                                         objects["settlement_ref"])
     if live is not None:
         at, obj = np.where(live, at, -1), np.where(live, obj, -1)
     hit = paid_in >= 0
@@ -196,9 +204,15 @@ def _stage_positions(orders: pd.DataFrame, stages: pd.DataFrame) -> np.ndarray |
     """The order position of every stage row (-1: not an open order's), or None when the
     orders' references are missing or repeated; one hash of the references serves both."""
     refs, n = orders["document_ref"], len(orders)
-    if refs.isna().any():
+    keys, stage_keys = frame_keys(orders, "document_ref"), frame_keys(stages, "document_ref")
+    if keys is not None and stage_keys is not None:  # run-wide keys from extraction
+        if (keys < 0).any():
+            return None
+        found = key_positions(np.concatenate([keys, stage_keys]), keys)
+    elif refs.isna().any():
         return None
-    found = positions(pd.concat([refs, stages["document_ref"]], ignore_index=True), refs)
+    else:
+        found = positions(pd.concat([refs, stages["document_ref"]], ignore_index=True), refs)
     return found[n:] if np.array_equal(found[:n], np.arange(n)) else None
 
 
@@ -279,7 +293,8 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     # the open ones (nearly all) would cost more than the extra rows
     is_live = np.zeros(len(frames["orders"]), dtype=bool)
     is_live[live] = True
-    orders = frames["orders"][_PAY_COLUMNS].reset_index(drop=True)
+    keyed = [key_column(c) for c in ("document_ref", "settlement_ref") if key_column(c) in frames["orders"].columns]
+    orders = frames["orders"][_PAY_COLUMNS + keyed].reset_index(drop=True)
     orders["amount"] = np.where(is_live, orders["amount"].to_numpy(dtype="int64", na_value=0), 0)
     stage_at = _stage_positions(orders, frames["stages"])
     if stage_at is not None:

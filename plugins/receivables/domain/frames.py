@@ -4,10 +4,16 @@ Column conventions (the contract between extraction, validation, aging and plan)
 - references are lower-case GUID strings; an empty 1C reference becomes ``<NA>``;
 - dates are ``datetime64[s]`` at midnight: calendar dates in the policy time zone;
 - money is ``int64`` kopecks (exact; summed and compared without float error);
-- text is pandas ``str`` with 1C's trailing spaces stripped.
+- text is pandas ``str`` with 1C's trailing spaces stripped;
+- optionally, beside a reference column ``x_ref``, ``x_key``: the reference's run-wide
+  integer key (`RefKeys`, -1 for none). Extraction numbers the references the compute joins
+  millions of rows on (`onec.schema.KEYED`); frames built otherwise may lack them, and
+  every step works without them (joining on the text instead).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 REF = "ref"
 DATE = "date"
@@ -239,3 +245,110 @@ def strictly_ascending(values) -> bool:
 
     arr = arrow_str(values)
     return len(arr) > 1 and bool(pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py())
+
+
+# -- run-wide integer keys of references ---------------------------------------------------
+
+#: a raw frame's column of run-wide keys of reference field F is named F + RAW_KEY_SUFFIX
+RAW_KEY_SUFFIX = "#key"
+#: reference text that means "no reference" (besides missing): 1C's empty GUID, and what
+#: text conversion makes of None
+_NO_REF_TEXT = frozenset({"00000000-0000-0000-0000-000000000000", "", "none"})
+
+
+def key_column(ref_column: str) -> str:
+    """The canonical frames' key column beside a reference column: document_ref -> document_key."""
+    return ref_column.removesuffix("_ref") + "_key"
+
+
+class RefKeys:
+    """Run-wide integer keys of 1C references, assigned while extracting, page by page.
+
+    Equal references as `normalise.ref` cleans them (trimmed, lower-case) get equal keys
+    0, 1, 2...; a missing or empty reference gets -1. Frames that carry these keys beside
+    their reference text (the optional `*_key` columns) join millions of rows by indexing
+    an array, instead of hashing 36-byte GUID text again in every step. One instance
+    serves one extract: keys of different instances mean nothing to each other.
+    """
+
+    def __init__(self) -> None:
+        #: a value as 1C sent it -> key; a clean reference text maps to its own key, so a
+        #: value seen before in another spelling finds the same key
+        self._key: dict[Any, int] = {None: -1}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def codes(self, values: list[Any]) -> np.ndarray:
+        """The keys of a page's values (int64): a dict lookup per value; the values not seen
+        before are checked in one Arrow pass (1C sends clean GUIDs) and numbered together."""
+        import numpy as np
+
+        get = self._key.get
+        try:
+            out = list(map(get, values))
+        except TypeError:  # an unhashable value (not a reference at all): one at a time
+            return np.array([self._assign(v) for v in values], dtype=np.int64)
+        if None in out:
+            fresh = list(dict.fromkeys(v for v, k in zip(values, out, strict=True) if k is None))
+            clean = _clean_refs(fresh)
+            new = [v for v, ok in zip(fresh, clean, strict=True) if ok]
+            self._key.update(zip(new, range(self._count, self._count + len(new)), strict=True))
+            self._count += len(new)
+            for v in (v for v, ok in zip(fresh, clean, strict=True) if not ok):
+                self._assign(v)
+            # (values not text are never remembered: each is cleaned again)
+            out = [self._assign(v) if k is None else k for v, k in zip(values, map(get, values), strict=True)]
+        return np.array(out, dtype=np.int64)
+
+    def _assign(self, value: Any) -> int:
+        """The key of one value, cleaned as `normalise.ref` cleans text."""
+        if value is None or (isinstance(value, float) and value != value):
+            return -1
+        text = str(value).strip().lower()
+        if text in _NO_REF_TEXT:
+            key = -1
+        else:
+            key = self._key.get(text)
+            if key is None:
+                key = self._key[text] = self._count
+                self._count += 1
+        if isinstance(value, str):  # only text is remembered: 0 == False as dict keys, "0" != "false"
+            self._key[value] = key
+        return key
+
+
+def _clean_refs(values: list[Any]):
+    """Which of `values` are references as cleaning leaves them (ASCII text, lower-case,
+    trimmed, not empty): one Arrow pass instead of cleaning each in Python."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return np.zeros(len(values), dtype=bool)
+    ok = pc.and_(pc.string_is_ascii(arr), pc.equal(pc.ascii_lower(pc.utf8_trim_whitespace(arr)), arr))
+    ok = pc.and_(ok, pc.invert(pc.is_in(arr, value_set=pa.array(sorted(_NO_REF_TEXT)))))
+    return pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+
+
+def frame_keys(df, ref_column: str):
+    """The int64 keys beside `df[ref_column]`, or None when the frame carries none."""
+    col = key_column(ref_column)
+    return df[col].to_numpy(dtype="int64") if col in df.columns else None
+
+
+def key_positions(keys, index):
+    """`positions` for run-wide keys: the position of each of `keys` in `index` (-1 when
+    absent; the first of repeated entries; a missing key, -1, matches a missing entry), by
+    indexing one array as long as the keys' range instead of hashing."""
+    import numpy as np
+
+    keys, index = np.asarray(keys, dtype=np.int64), np.asarray(index, dtype=np.int64)
+    size = int(max(keys.max(initial=-1), index.max(initial=-1))) + 2
+    where = np.full(size, -1, dtype=np.intp)
+    where[index[::-1] + 1] = np.arange(len(index) - 1, -1, -1, dtype=np.intp)  # the first wins
+    return where[keys + 1]

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from receivables.domain.frames import (
     BOOL,
+    RAW_KEY_SUFFIX,
     COMPUTE_THREADS,
     DATE,
     FLOAT,
@@ -30,6 +31,9 @@ from receivables.domain.frames import (
     MONEY,
     REF,
     TEXT,
+    frame_keys,
+    key_column,
+    key_positions,
     member,
     positions,
 )
@@ -215,12 +219,21 @@ def typed(df: pd.DataFrame, frame: str) -> pd.DataFrame:
     for col, kind in spec.items():
         out[col] = _CONVERT[kind](df[col]) if col in df.columns else _CONVERT[kind](
             pd.Series([None] * len(df), index=df.index, dtype=object))
+    for col, kind in spec.items():  # run-wide keys of references travel beside them
+        if kind == REF and key_column(col) in df.columns:
+            out[key_column(col)] = df[key_column(col)].to_numpy(dtype="int64")
     return out.reset_index(drop=True)
 
 
 def _rename(rows: RawSet, mapping: Mapping[str, str]) -> pd.DataFrame:
-    df = _frame(rows, list(mapping))
-    return df.rename(columns=dict(mapping))
+    """The set's fields under canonical names; a raw frame's keys of a reference field
+    (`RefKeys`, from extraction) become the key column beside the renamed reference."""
+    df = _frame(rows, list(mapping)).rename(columns=dict(mapping))
+    if isinstance(rows, pd.DataFrame):
+        for field, col in mapping.items():
+            if field + RAW_KEY_SUFFIX in rows.columns:
+                df[key_column(col)] = rows[field + RAW_KEY_SUFFIX].to_numpy(dtype="int64")
+    return df
 
 
 @contextmanager
@@ -383,7 +396,11 @@ def as_of_view(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
         later = (df[col] > cutoff) & (df[col] <= horizon)
         if later.any():  # usually nothing is later (a daily run as of today): no copy then
             out[name] = df.loc[~later].reset_index(drop=True)
-    live = member(frames["stages"]["document_ref"], out["orders"]["document_ref"])
+    stage_keys, order_keys = frame_keys(frames["stages"], "document_ref"), frame_keys(out["orders"], "document_ref")
+    if stage_keys is not None and order_keys is not None:
+        live = key_positions(stage_keys, order_keys[order_keys >= 0]) >= 0
+    else:
+        live = member(frames["stages"]["document_ref"], out["orders"]["document_ref"])
     if not live.all():
         out["stages"] = frames["stages"].loc[live].reset_index(drop=True)
     return out
