@@ -157,21 +157,18 @@ def load_input(size: int) -> dict[str, list[dict]]:
 PAGE_SIZE = 5000
 
 
-def raw_frames(rows_by_set: dict[str, list[dict]], keys: Any) -> dict[str, Any]:
-    """One company's rows as `ODataClient.fetch_frame` would have built them in
-    `extract.fetch_raw`, page by page, references numbered by `keys` (a `RefKeys` shared by
-    the holding's companies, as by the sets of one extract); the rows are consumed (each
-    set's list is dropped once converted)."""
+def raw_frames(rows_by_set: dict[str, list[dict]]) -> dict[str, Any]:
+    """One company's rows as `ODataClient.fetch_frame` would have built them, page by page;
+    the rows are consumed (each set's list is dropped once converted)."""
     from receivables.extract import ORDER_BY
     from receivables.onec.client import _order_fields, frame_from_pages
-    from receivables.onec.schema import KEYED, READ_SETS
+    from receivables.onec.schema import READ_SETS
 
     out = {}
     for name, fields in READ_SETS.items():
         rows = rows_by_set.pop(name, [])
         pages = (rows[i:i + PAGE_SIZE] for i in range(0, max(len(rows), 1), PAGE_SIZE))
-        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]),
-                                        keys, KEYED.get(name, ()))
+        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]))
         del rows
     return out
 
@@ -180,15 +177,12 @@ def load_frames(size: int) -> tuple[dict[str, Any], float]:
     """(raw frames of the whole input, seconds spent building them), company by company."""
     import pandas as pd
 
-    from receivables.domain.frames import RefKeys
-
     parts: dict[str, list[Any]] = {}
     build = 0.0
-    keys = RefKeys()
     for seed, scale in companies(size):
         company = _company(seed, scale)
         t0 = time.perf_counter()
-        for name, df in raw_frames(company, keys).items():
+        for name, df in raw_frames(company).items():
             parts.setdefault(name, []).append(df)
         build += time.perf_counter() - t0
         del company

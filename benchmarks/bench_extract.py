@@ -10,8 +10,7 @@ scale), with the same ``$select``, ``$orderby``, ``$top`` and ``$skip``:
   ``AIRFLOW_CONN_ONEC_DEFAULT`` connection whose extra carries the page size, then
   ``fetch_frame`` per set, exactly as ``extract.fetch_raw`` does (retries, error checks,
   each page decoded by msgspec into the selected fields and turned into Arrow columns as
-  it arrives, its references numbered with run-wide keys (`RefKeys`), de-duplication of
-  rows repeated across pages, progress logging);
+  it arrives, de-duplication of rows repeated across pages, progress logging);
 - **raw**: one keep-alive :mod:`http.client` connection, ``GET`` the same URLs,
   ``json.loads`` each body and keep a set's rows in one list: the least work that still
   yields every row of a set with the standard library (it does not build columns, so the
@@ -85,20 +84,17 @@ def _connection_uri(port: int, page_size: int) -> str:
 
 def read_with_hook(port: int, sets: Sequence[str], page_size: int) -> dict[str, Any]:
     """Read `sets` through OneCODataHook (connection from the environment, as in a task)."""
-    from receivables.domain.frames import RefKeys
     from receivables.extract import ORDER_BY
     from receivables.onec.hook import OneCODataHook
-    from receivables.onec.schema import KEYED, READ_SETS
+    from receivables.onec.schema import READ_SETS
 
     os.environ["AIRFLOW_CONN_ONEC_BENCH"] = _connection_uri(port, page_size)
     started = time.perf_counter()
     rows = 0
-    keys = RefKeys()  # references numbered as extract.fetch_raw numbers them
     with OneCODataHook("onec_bench") as client:
         assert client.config.page_size == page_size
         for name in sets:
-            rows += len(client.fetch_frame(name, list(READ_SETS[name]), orderby=ORDER_BY[name],
-                                           keys=keys, keyed=KEYED.get(name, ())))
+            rows += len(client.fetch_frame(name, list(READ_SETS[name]), orderby=ORDER_BY[name]))
     seconds = time.perf_counter() - started
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from receivables.domain.frames import RefKeys
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.onec.client import ODataClient
-from receivables.onec.schema import KEYED, READ_SETS
+from receivables.onec.schema import READ_SETS
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +39,8 @@ def fetch_raw(client: ODataClient, *, page_size: int | None = None) -> dict[str,
     """
     client.check_published({name: list(fields) for name, fields in READ_SETS.items()})
     raw: dict[str, pd.DataFrame] = {}
-    keys = RefKeys()  # one numbering of references across the sets of this extract
     for name, fields in READ_SETS.items():
-        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size,
-                                       keys=keys, keyed=KEYED.get(name, ()))
+        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size)
     return raw
 
 

@@ -1,6 +1,6 @@
-"""Run-wide integer keys of references (`frames.RefKeys`): numbered while extracting, they
-stand for the reference text exactly, and every step gives the same result with them as
-without them."""
+"""Integer keys of references (`frames.with_keys`): one numbering of the reference columns
+aging joins on; they stand for the reference text exactly, and aging and the plan on them
+give what the row-by-row reference gives on the text."""
 
 from __future__ import annotations
 
@@ -10,48 +10,58 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receivables.domain.frames import RefKeys, key_positions, positions
-from receivables.domain.normalise import ref
+from receivables.domain.frames import KEYED, key_column, key_positions, positions, with_keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ lives at the repo root
 
 GUIDS = ["b1c89d94-cb6a-11e6-aede-5404a6b4b8ed", "0c7a7c9e-1f2d-4b3a-9c8d-7e6f5a4b3c2d",
-         "f00dbabe-0000-4000-8000-000000000001"]
-#: a reference as 1C or a hand-made extract may spell it, and what is no reference at all
-_spelling = st.sampled_from(GUIDS).flatmap(lambda g: st.sampled_from([g, g.upper(), f" {g} ", g.title()]))
-_value = (_spelling | st.sampled_from(["00000000-0000-0000-0000-000000000000", "", "None", "  ", "ÀБ-1", "àб-1"])
-          | st.none() | st.just(float("nan")) | st.integers(0, 3) | st.booleans())
+         "f00dbabe-0000-4000-8000-000000000001", "5a5a5a5a-0000-4000-8000-000000000002"]
+_ref = st.none() | st.sampled_from(GUIDS)
 
 
-def _pages(values: list, size: int) -> list[list]:
-    return [values[i:i + size] for i in range(0, len(values), size)]
+def _column(values: list, chunks: int, large: bool) -> pd.Series:
+    """Reference text as Arrow-backed pandas strings, in `chunks` pieces (as pages give)."""
+    import pyarrow as pa
+
+    kind = pa.large_string() if large else pa.string()
+    step = max(1, -(-len(values) // chunks))
+    parts = [pa.array(values[i:i + step], type=kind) for i in range(0, len(values), step)]
+    return pd.Series(pa.chunked_array(parts, type=kind), dtype="str")
 
 
-@settings(max_examples=200, deadline=None)
-@given(values=st.lists(_value, max_size=30), page=st.integers(1, 7))
-def test_keys_are_equal_exactly_when_the_cleaned_references_are(values, page):
-    keys = RefKeys()
-    codes = np.concatenate([keys.codes(p) for p in _pages(values, page)] or [np.empty(0, dtype=np.int64)])
-    cleaned = ref(pd.Series(values, dtype=object))
-    assert ((codes == -1) == cleaned.isna().to_numpy()).all()
-    present = codes >= 0
-    pairs = set(zip(codes[present].tolist(), cleaned[present].tolist(), strict=True))
-    # a bijection between keys and cleaned texts: as many pairs as distinct keys and texts
-    assert len(pairs) == len({k for k, _ in pairs}) == len({t for _, t in pairs}) == len(keys)
-    assert sorted({k for k, _ in pairs}) == list(range(len(keys)))  # numbered 0, 1, 2...
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_keys_are_equal_exactly_when_the_references_are_across_all_keyed_columns(data):
+    frames = {}
+    for name, cols in KEYED.items():
+        n = data.draw(st.integers(0, 8))
+        frames[name] = pd.DataFrame({col: _column(data.draw(st.lists(_ref, min_size=n, max_size=n)),
+                                                  data.draw(st.integers(1, 3)), data.draw(st.booleans()))
+                                     for col in cols})
+    keyed = with_keys(frames)
+    refs = pd.concat([keyed[n][c].astype(object) for n, cols in KEYED.items() for c in cols], ignore_index=True)
+    keys = np.concatenate([keyed[n][key_column(c)].to_numpy() for n, cols in KEYED.items() for c in cols])
+    assert keys.dtype == np.int64 and len(keys) == len(refs)
+    assert ((keys == -1) == refs.isna().to_numpy()).all()
+    pairs = set(zip(keys[keys >= 0].tolist(), refs[keys >= 0].tolist(), strict=True))
+    assert len(pairs) == len({k for k, _ in pairs}) == len({r for _, r in pairs})
+    assert all(key_column(c) not in frames[n].columns for n, cols in KEYED.items() for c in cols)  # untouched
 
 
-def test_keys_of_a_value_seen_again_in_a_later_page_or_another_set_stay_the_same():
-    keys = RefKeys()
-    first = keys.codes([GUIDS[0], GUIDS[1].upper(), None])
-    again = keys.codes([GUIDS[1], f" {GUIDS[0].upper()} ", "00000000-0000-0000-0000-000000000000"])
-    assert first.tolist() == [0, 1, -1]
-    assert again.tolist() == [1, 0, -1]
-    assert keys.codes([{"not": "a reference"}, GUIDS[2]]).tolist() == [2, 3]  # unhashable: one at a time
+def test_frames_with_every_key_are_kept_and_a_missing_key_renumbers_all():
+    frames = {name: pd.DataFrame({col: pd.Series(GUIDS[:2], dtype="str") for col in cols})
+              for name, cols in KEYED.items()}
+    keyed = with_keys(frames)
+    assert with_keys(keyed) is keyed
+    stale = dict(keyed, stages=keyed["stages"].drop(columns="document_key"),
+                 orders=keyed["orders"].assign(document_key=[7, 9]))
+    again = with_keys(stale)
+    for name, cols in KEYED.items():
+        for col in cols:
+            assert again[name][key_column(col)].tolist() == keyed[name][key_column(col)].tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -70,77 +80,48 @@ def test_key_positions_find_what_positions_finds_on_the_text(keys, index):
 AS_OF = dt.date(2026, 11, 20)
 
 
-def _company(quirks: bool) -> dict[str, list[dict]]:
+def _company() -> dict[str, list[dict]]:
+    """A generated company with what the gate reports and spellings only cleaning makes equal."""
     from receivables.onec.emulator.generator import generate_company
 
     ds = generate_company(seed=11, scale=0.05, end_date=AS_OF)
     raw = {name: [dict(r) for r in ds.rows(name)] for name in ds.names()}
-    if quirks:  # what the gate reports, and spellings only cleaning makes equal
-        orders, lines = raw["Document_ЗаказКлиента"], raw["Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"]
-        for row in lines[::7]:
-            row["ОбъектРасчетов_Key"] = row["ОбъектРасчетов_Key"].upper()
-        for row in orders[::13]:
-            row["ОбъектРасчетов_Key"] = f" {row['ОбъектРасчетов_Key']} "
-        orders[5]["ОбъектРасчетов_Key"] = "00000000-0000-0000-0000-000000000000"
-        orders[8]["ОбъектРасчетов_Key"] = "1e1e1e1e-0000-4000-8000-00000000dead"  # not in the catalog
-        orders[9]["Ref_Key"] = orders[9]["Ref_Key"].upper()
+    orders, lines = raw["Document_ЗаказКлиента"], raw["Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"]
+    for row in lines[::7]:
+        row["ОбъектРасчетов_Key"] = row["ОбъектРасчетов_Key"].upper()
+    for row in orders[::13]:
+        row["ОбъектРасчетов_Key"] = f" {row['ОбъектРасчетов_Key']} "
+    orders[5]["ОбъектРасчетов_Key"] = "00000000-0000-0000-0000-000000000000"
+    orders[8]["ОбъектРасчетов_Key"] = "1e1e1e1e-0000-4000-8000-00000000dead"  # not in the catalog
+    orders[9]["Ref_Key"] = orders[9]["Ref_Key"].upper()
     return raw
 
 
-def _raw_frames(raw: dict[str, list[dict]], keys: RefKeys | None) -> dict[str, pd.DataFrame]:
-    from receivables.extract import ORDER_BY
-    from receivables.onec.client import _order_fields, frame_from_pages
-    from receivables.onec.schema import KEYED, READ_SETS
+def test_aging_and_plan_on_keys_agree_with_the_row_by_row_reference():
+    from benchmarks import reference as R
+    from benchmarks.bench_compute import POLICY, make_register
 
-    out = {}
-    for name, fields in READ_SETS.items():
-        rows = raw[name]
-        pages = _pages(rows, 97) or [[]]
-        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]), keys, KEYED.get(name, ()))
-    return out
-
-
-def _compute(raw_frames: dict[str, pd.DataFrame]):
     from receivables.domain.aging import compute_aging
     from receivables.domain.normalise import as_of_view, normalise
     from receivables.domain.plan import build_plan
     from receivables.domain.policy import parse_policy
+    from receivables.onec.client import frame_from_pages
 
-    from benchmarks.bench_compute import POLICY, make_register
-
+    raw = _company()
+    register = make_register({"Document_ЗаказКлиента": frame_from_pages([raw["Document_ЗаказКлиента"]],
+                                                                         ["Ref_Key", "Number", "Партнер_Key"],
+                                                                         ["Ref_Key"])[0]})
     policy = parse_policy(POLICY)
-    frames = as_of_view(normalise(raw_frames), AS_OF, extracted_on=AS_OF)
-    aging = compute_aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+    frames = as_of_view(normalise(raw), AS_OF, extracted_on=AS_OF)
+    assert {"document_key", "settlement_key"} <= set(frames["orders"].columns)
     now = dt.datetime.combine(AS_OF, dt.time(11), tzinfo=policy.tz)
-    register = make_register(raw_frames)  # a fifth of the orders had a step sent, some refused
-    return frames, aging, build_plan(aging, frames, policy, register, AS_OF, now=now)
-
-
-@pytest.mark.parametrize("quirks", [False, True], ids=["clean", "quirks"])
-def test_aging_and_plan_are_the_same_with_the_keys_as_without(quirks):
-    raw = _company(quirks)
-    keyed_frames, keyed_aging, keyed_plan = _compute(_raw_frames(raw, RefKeys()))
-    frames, aging, plan = _compute(_raw_frames(raw, None))
-    assert {"document_key", "settlement_key"} <= set(keyed_frames["orders"].columns)
-    assert "settlement_key" in keyed_frames["payments"].columns
-    assert "document_key" in keyed_frames["stages"].columns
+    aging = compute_aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+    plan = build_plan(aging, frames, policy, register, AS_OF, now=now)
+    ref_aging = R.aging(frames, AS_OF, bucket_bounds=policy.aging_buckets)
+    ref_plan = R.plan(ref_aging, frames, policy, register, AS_OF, now=now)
     assert len(aging) > 20 and (plan["decision"] == "act").any()
-    for name, df in frames.items():
-        pd.testing.assert_frame_equal(keyed_frames[name][list(df.columns)], df, obj=name)
-    pd.testing.assert_frame_equal(keyed_aging, aging)
-    pd.testing.assert_frame_equal(keyed_plan, plan)
-
-
-def test_key_columns_agree_with_the_reference_text_of_the_normalised_frames():
-    from receivables.domain.normalise import normalise
-
-    frames = normalise(_raw_frames(_company(quirks=True), RefKeys()))
-    pairs = []
-    for name, col in (("orders", "document_ref"), ("orders", "settlement_ref"), ("stages", "document_ref"),
-                      ("settlement_objects", "settlement_ref"), ("payments", "settlement_ref")):
-        df = frames[name]
-        key = df[col.removesuffix("_ref") + "_key"]
-        assert ((key == -1) == df[col].isna()).all(), (name, col)
-        pairs += list(zip(key[key >= 0], df[col][key >= 0], strict=True))
-    pairs = set(pairs)
-    assert len(pairs) == len({k for k, _ in pairs}) == len({t for _, t in pairs})
+    assert R.aging_table(ref_aging) == R.aging_table(aging)
+    assert not R.differences(R.plan_table(ref_plan), R.plan_table(plan)) and len(ref_plan) == len(plan)
+    # and the same from frames without keys (numbered by aging itself)
+    bare = {name: df.drop(columns=[c for c in df.columns if c.endswith("_key")]) for name, df in frames.items()}
+    pd.testing.assert_frame_equal(compute_aging(bare, AS_OF, bucket_bounds=policy.aging_buckets), aging)

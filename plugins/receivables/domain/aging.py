@@ -22,7 +22,6 @@ from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import (
     arrow_str,
     frame_keys,
-    key_column,
     key_positions,
     lexsort,
     lookup,
@@ -30,6 +29,7 @@ from receivables.domain.frames import (
     positions,
     sort_key,
     strictly_ascending,
+    with_keys,
 )
 
 AGING_COLUMNS = [
@@ -64,7 +64,8 @@ def open_orders(orders: pd.DataFrame) -> np.ndarray:
 
 #: the order columns paying and dating an order reads, and those the snapshot carries: the
 #: latter are taken only for the orders still owing (a third of the open ones, typically)
-_PAY_COLUMNS = ["document_ref", "document_number", "document_date", "contract_ref", "amount", "settlement_ref"]
+_PAY_COLUMNS = ["document_ref", "document_number", "document_date", "contract_ref", "amount", "settlement_ref",
+                "document_key", "settlement_key"]
 _ORDER_COLUMNS = ["document_ref", "document_number", "document_date", "partner_ref", "organization_ref",
                   "contract_ref", "manager_ref", "settlement", "amount"]
 
@@ -140,7 +141,7 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     and take nothing from the rest.
     """
     keys = [frame_keys(df, "settlement_ref") for df in (orders, payments, objects)]
-    if all(k is not None for k in keys):  # run-wide keys from extraction: they are the codes
+    if all(k is not None for k in keys):  # one numbering (`with_keys`): the keys are the codes
         at, paid_in = keys[0], keys[1]
         obj = np.where(at >= 0, key_positions(at, keys[2]), -1)
     else:
@@ -202,17 +203,11 @@ def _paid_and_due_by_ref(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame
 
 def _stage_positions(orders: pd.DataFrame, stages: pd.DataFrame) -> np.ndarray | None:
     """The order position of every stage row (-1: not an open order's), or None when the
-    orders' references are missing or repeated; one hash of the references serves both."""
-    refs, n = orders["document_ref"], len(orders)
-    keys, stage_keys = frame_keys(orders, "document_ref"), frame_keys(stages, "document_ref")
-    if keys is not None and stage_keys is not None:  # run-wide keys from extraction
-        if (keys < 0).any():
-            return None
-        found = key_positions(np.concatenate([keys, stage_keys]), keys)
-    elif refs.isna().any():
+    orders' references are missing or repeated; found through the references' keys."""
+    keys, n = orders["document_key"].to_numpy(), len(orders)
+    if (keys < 0).any():
         return None
-    else:
-        found = positions(pd.concat([refs, stages["document_ref"]], ignore_index=True), refs)
+    found = key_positions(np.concatenate([keys, stages["document_key"].to_numpy()]), keys)
     return found[n:] if np.array_equal(found[:n], np.arange(n)) else None
 
 
@@ -286,6 +281,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     `frames` is the as-of view of the extract (later documents and payments removed).
     """
     cal = get_calendar()
+    frames = with_keys(frames)  # from normalise (the extract's Parquet) they are there already
     live = open_orders(frames["orders"])
     if not len(live):
         return empty_aging()
@@ -293,8 +289,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     # the open ones (nearly all) would cost more than the extra rows
     is_live = np.zeros(len(frames["orders"]), dtype=bool)
     is_live[live] = True
-    keyed = [key_column(c) for c in ("document_ref", "settlement_ref") if key_column(c) in frames["orders"].columns]
-    orders = frames["orders"][_PAY_COLUMNS + keyed].reset_index(drop=True)
+    orders = frames["orders"][_PAY_COLUMNS].reset_index(drop=True)
     orders["amount"] = np.where(is_live, orders["amount"].to_numpy(dtype="int64", na_value=0), 0)
     stage_at = _stage_positions(orders, frames["stages"])
     if stage_at is not None:

@@ -5,15 +5,12 @@ Column conventions (the contract between extraction, validation, aging and plan)
 - dates are ``datetime64[s]`` at midnight: calendar dates in the policy time zone;
 - money is ``int64`` kopecks (exact; summed and compared without float error);
 - text is pandas ``str`` with 1C's trailing spaces stripped;
-- optionally, beside a reference column ``x_ref``, ``x_key``: the reference's run-wide
-  integer key (`RefKeys`, -1 for none). Extraction numbers the references the compute joins
-  millions of rows on (`onec.schema.KEYED`); frames built otherwise may lack them, and
-  every step works without them (joining on the text instead).
+- beside the reference columns aging joins on (`KEYED`), ``x_key`` for ``x_ref``: an int64
+  key of the reference, one numbering across those columns, -1 for none (`with_keys`;
+  normalise adds them, steps given frames without them number them first).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 REF = "ref"
 DATE = "date"
@@ -247,92 +244,51 @@ def strictly_ascending(values) -> bool:
     return len(arr) > 1 and bool(pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py())
 
 
-# -- run-wide integer keys of references ---------------------------------------------------
+# -- integer keys of references -------------------------------------------------------------
 
-#: a raw frame's column of run-wide keys of reference field F is named F + RAW_KEY_SUFFIX
-RAW_KEY_SUFFIX = "#key"
-#: reference text that means "no reference" (besides missing): 1C's empty GUID, and what
-#: text conversion makes of None
-_NO_REF_TEXT = frozenset({"00000000-0000-0000-0000-000000000000", "", "none"})
+#: the reference columns normalise numbers with integer keys (`with_keys`): those aging joins
+#: millions of rows on — orders to their stages, orders and payment lines to settlement objects
+KEYED: dict[str, tuple[str, ...]] = {
+    "orders": ("document_ref", "settlement_ref"),
+    "stages": ("document_ref",),
+    "settlement_objects": ("settlement_ref",),
+    "payments": ("settlement_ref",),
+}
 
 
 def key_column(ref_column: str) -> str:
-    """The canonical frames' key column beside a reference column: document_ref -> document_key."""
+    """The key column beside a reference column: document_ref -> document_key."""
     return ref_column.removesuffix("_ref") + "_key"
 
 
-class RefKeys:
-    """Run-wide integer keys of 1C references, assigned while extracting, page by page.
-
-    Equal references as `normalise.ref` cleans them (trimmed, lower-case) get equal keys
-    0, 1, 2...; a missing or empty reference gets -1. Frames that carry these keys beside
-    their reference text (the optional `*_key` columns) join millions of rows by indexing
-    an array, instead of hashing 36-byte GUID text again in every step. One instance
-    serves one extract: keys of different instances mean nothing to each other.
-    """
-
-    def __init__(self) -> None:
-        #: a value as 1C sent it -> key; a clean reference text maps to its own key, so a
-        #: value seen before in another spelling finds the same key
-        self._key: dict[Any, int] = {None: -1}
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def codes(self, values: list[Any]) -> np.ndarray:
-        """The keys of a page's values (int64): a dict lookup per value; the values not seen
-        before are checked in one Arrow pass (1C sends clean GUIDs) and numbered together."""
-        import numpy as np
-
-        get = self._key.get
-        try:
-            out = list(map(get, values))
-        except TypeError:  # an unhashable value (not a reference at all): one at a time
-            return np.array([self._assign(v) for v in values], dtype=np.int64)
-        if None in out:
-            fresh = list(dict.fromkeys(v for v, k in zip(values, out, strict=True) if k is None))
-            clean = _clean_refs(fresh)
-            new = [v for v, ok in zip(fresh, clean, strict=True) if ok]
-            self._key.update(zip(new, range(self._count, self._count + len(new)), strict=True))
-            self._count += len(new)
-            for v in (v for v, ok in zip(fresh, clean, strict=True) if not ok):
-                self._assign(v)
-            # (values not text are never remembered: each is cleaned again)
-            out = [self._assign(v) if k is None else k for v, k in zip(values, map(get, values), strict=True)]
-        return np.array(out, dtype=np.int64)
-
-    def _assign(self, value: Any) -> int:
-        """The key of one value, cleaned as `normalise.ref` cleans text."""
-        if value is None or (isinstance(value, float) and value != value):
-            return -1
-        text = str(value).strip().lower()
-        if text in _NO_REF_TEXT:
-            key = -1
-        else:
-            key = self._key.get(text)
-            if key is None:
-                key = self._key[text] = self._count
-                self._count += 1
-        if isinstance(value, str):  # only text is remembered: 0 == False as dict keys, "0" != "false"
-            self._key[value] = key
-        return key
-
-
-def _clean_refs(values: list[Any]):
-    """Which of `values` are references as cleaning leaves them (ASCII text, lower-case,
-    trimmed, not empty): one Arrow pass instead of cleaning each in Python."""
-    import numpy as np
+def with_keys(frames):
+    """`frames` with the `KEYED` reference columns' integer keys beside them: one numbering of
+    all those columns together (equal references, equal keys; a missing one -1), by one
+    hashing of their text. Later steps then join on the keys by indexing an array, where
+    each join on the text would hash the GUIDs again. Frames that have every key already
+    are returned as they are; otherwise every key is numbered anew (keys of different
+    numberings mean nothing to each other). The frames themselves are not modified."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    try:
-        arr = pa.array(values, type=pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return np.zeros(len(values), dtype=bool)
-    ok = pc.and_(pc.string_is_ascii(arr), pc.equal(pc.ascii_lower(pc.utf8_trim_whitespace(arr)), arr))
-    ok = pc.and_(ok, pc.invert(pc.is_in(arr, value_set=pa.array(sorted(_NO_REF_TEXT)))))
-    return pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    cols = [(name, col) for name, keyed in KEYED.items() if name in frames for col in keyed]
+    if all(key_column(col) in frames[name].columns for name, col in cols):
+        return frames
+    chunks = []
+    for name, col in cols:
+        arr = arrow_str(frames[name][col])
+        chunks += arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    if len({c.type for c in chunks}) > 1:
+        chunks = [c.cast(pa.large_string()) for c in chunks]
+    # one dictionary for all chunks (combine_chunks unifies the chunks' dictionaries)
+    encoded = pa.chunked_array(chunks, type=chunks[0].type if chunks else pa.string()).dictionary_encode()
+    codes = encoded.combine_chunks().indices if len(chunks) else pa.array([], pa.int32())
+    codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
+    out, start = dict(frames), 0
+    for name, col in cols:
+        n = len(frames[name])
+        out[name] = out[name].assign(**{key_column(col): codes[start:start + n]})
+        start += n
+    return out
 
 
 def frame_keys(df, ref_column: str):

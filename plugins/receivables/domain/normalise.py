@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 
 from receivables.domain.frames import (
     BOOL,
-    RAW_KEY_SUFFIX,
     COMPUTE_THREADS,
     DATE,
     FLOAT,
@@ -32,10 +31,10 @@ from receivables.domain.frames import (
     REF,
     TEXT,
     frame_keys,
-    key_column,
     key_positions,
     member,
     positions,
+    with_keys,
 )
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
@@ -219,21 +218,12 @@ def typed(df: pd.DataFrame, frame: str) -> pd.DataFrame:
     for col, kind in spec.items():
         out[col] = _CONVERT[kind](df[col]) if col in df.columns else _CONVERT[kind](
             pd.Series([None] * len(df), index=df.index, dtype=object))
-    for col, kind in spec.items():  # run-wide keys of references travel beside them
-        if kind == REF and key_column(col) in df.columns:
-            out[key_column(col)] = df[key_column(col)].to_numpy(dtype="int64")
     return out.reset_index(drop=True)
 
 
 def _rename(rows: RawSet, mapping: Mapping[str, str]) -> pd.DataFrame:
-    """The set's fields under canonical names; a raw frame's keys of a reference field
-    (`RefKeys`, from extraction) become the key column beside the renamed reference."""
-    df = _frame(rows, list(mapping)).rename(columns=dict(mapping))
-    if isinstance(rows, pd.DataFrame):
-        for field, col in mapping.items():
-            if field + RAW_KEY_SUFFIX in rows.columns:
-                df[key_column(col)] = rows[field + RAW_KEY_SUFFIX].to_numpy(dtype="int64")
-    return df
+    df = _frame(rows, list(mapping))
+    return df.rename(columns=dict(mapping))
 
 
 @contextmanager
@@ -288,7 +278,7 @@ def _normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
         jobs = {name: pool.submit(make, raw) for name, make in big.items()}
         small = _small_frames(raw)  # meanwhile, in this thread
         frames = {name: job.result() for name, job in jobs.items()}
-    return {**frames, **small}
+    return with_keys({**frames, **small})
 
 
 def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:

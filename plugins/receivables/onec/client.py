@@ -37,8 +37,6 @@ import pandas as pd
 import pyarrow as pa
 import requests
 
-from receivables.domain.frames import RAW_KEY_SUFFIX, RefKeys
-
 log = logging.getLogger(__name__)
 
 PUBLISH_HINT = (
@@ -333,8 +331,7 @@ class ODataClient:
         return unique
 
     def fetch_frame(self, entity_set: str, select: Iterable[str], *, orderby: str,
-                    filter: str | None = None, page_size: int | None = None,
-                    keys: RefKeys | None = None, keyed: Iterable[str] = ()) -> pd.DataFrame:
+                    filter: str | None = None, page_size: int | None = None) -> pd.DataFrame:
         """All rows of a set as a "raw frame": one column per selected field, 1C's names.
 
         Each page is decoded into its selected fields only (`_PageReader`), becomes Arrow
@@ -343,8 +340,6 @@ class ODataClient:
         Values keep what 1C sent: text as Arrow-backed strings, numbers and booleans as
         numbers and booleans; a column whose values disagree in type stays Python objects
         for normalise's careful path. Repeats across pages are dropped as in `fetch_all`.
-        With `keys`, each field of `keyed` also gets a column of its run-wide integer keys
-        (``<field>#key``), numbered page by page while the next page is on its way.
         """
         select = list(select)
         reader = _PageReader(select)
@@ -354,8 +349,7 @@ class ODataClient:
 
         pages = _read_ahead(self._pages(entity_set, select, orderby=orderby, filter=filter,
                                         page_size=page_size, decode=decode))
-        df, repeats = _frame_from_columns(map(reader.columns, pages), select, _order_fields(orderby),
-                                          keys, keyed)
+        df, repeats = _frame_from_columns(map(reader.columns, pages), select, _order_fields(orderby))
         if repeats:
             log.warning("%s: %d rows repeated across pages were dropped", entity_set, repeats)
         return df
@@ -519,30 +513,23 @@ def _order_fields(orderby: str) -> list[str]:
 
 
 def frame_from_pages(pages: Iterable[list[dict[str, Any]]], select: list[str],
-                     key_fields: list[str], keys: RefKeys | None = None,
-                     keyed: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+                     key_fields: list[str]) -> tuple[pd.DataFrame, int]:
     """(raw frame, rows dropped as repeats) of `fetch_frame`, from pages of decoded rows.
 
     Each page is turned into columns and Arrow arrays before the next is read, so the
     caller may drop its dicts; exposed for benchmarks and tests that have rows, not 1C.
     """
-    return _frame_from_columns((page_columns(page, select) for page in pages), select, key_fields,
-                               keys, keyed)
+    return _frame_from_columns((page_columns(page, select) for page in pages), select, key_fields)
 
 
-def _frame_from_columns(pages: Iterable[list[list[Any]]], select: list[str], key_fields: list[str],
-                        keys: RefKeys | None = None, keyed: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+def _frame_from_columns(pages: Iterable[list[list[Any]]], select: list[str],
+                        key_fields: list[str]) -> tuple[pd.DataFrame, int]:
     """`frame_from_pages` from pages already split into one list of values per field."""
     chunks: dict[str, list[Any]] = {f: [] for f in select}
-    numbered = {f: [] for f in keyed if f in chunks} if keys is not None else {}
     for columns in pages:
         for f, values in zip(select, columns, strict=True):
             chunks[f].append(_arrow_or_list(values))
-            if f in numbered:
-                numbered[f].append(keys.codes(values))
     df = pd.DataFrame({f: _column(chunks.pop(f)) for f in select}, copy=False)
-    for f, codes in numbered.items():
-        df[f + RAW_KEY_SUFFIX] = np.concatenate(codes) if codes else np.empty(0, dtype=np.int64)
     unique = drop_repeated_rows(df, key_fields)
     return unique, len(df) - len(unique)
 

@@ -151,17 +151,6 @@ READ_SETS: dict[str, dict[str, str]] = {
     },
 }
 
-#: entity set -> its reference fields extraction numbers with run-wide integer keys
-#: (`domain.frames.RefKeys`): those aging joins millions of rows on — orders to their stages,
-#: orders and payment lines to settlement objects
-KEYED: dict[str, tuple[str, ...]] = {
-    "Document_ЗаказКлиента": ("Ref_Key", "ОбъектРасчетов_Key"),
-    "Document_ЗаказКлиента_ЭтапыГрафикаОплаты": ("Ref_Key",),
-    "Catalog_ОбъектыРасчетов": ("Ref_Key",),
-    "Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа": ("ОбъектРасчетов_Key",),
-    "Document_ПриходныйКассовыйОрдер_РасшифровкаПлатежа": ("ОбъектРасчетов_Key",),
-}
-
 #: entity set -> {field: EDM type}; objects the pipeline creates (POST) and reads back.
 WRITE_SETS: dict[str, dict[str, str]] = {
     "Task_ЗадачаИсполнителя": {
