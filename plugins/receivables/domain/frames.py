@@ -6,8 +6,8 @@ Column conventions (the contract between extraction, validation, aging and plan)
 - money is ``int64`` kopecks (exact; summed and compared without float error);
 - text is pandas ``str`` with 1C's trailing spaces stripped;
 - beside the reference columns aging joins on (`KEYED`), ``x_key`` for ``x_ref``: an int64
-  key of the reference, one numbering across those columns, -1 for none (`with_keys`;
-  normalise adds them, steps given frames without them number them first).
+  key of the reference, one numbering per kind of thing referred to (documents, settlement
+  objects), -1 for none (`with_keys`; normalise adds them, aging numbers frames without them).
 """
 
 from __future__ import annotations
@@ -246,13 +246,13 @@ def strictly_ascending(values) -> bool:
 
 # -- integer keys of references -------------------------------------------------------------
 
-#: the reference columns normalise numbers with integer keys (`with_keys`): those aging joins
-#: millions of rows on — orders to their stages, orders and payment lines to settlement objects
-KEYED: dict[str, tuple[str, ...]] = {
-    "orders": ("document_ref", "settlement_ref"),
-    "stages": ("document_ref",),
-    "settlement_objects": ("settlement_ref",),
-    "payments": ("settlement_ref",),
+#: the reference columns normalise numbers with integer keys (`with_keys`), by what they name:
+#: those aging joins millions of rows on — orders to their stages, orders and payment lines to
+#: settlement objects. Keys of one domain are comparable; across domains they mean nothing.
+KEYED: dict[str, tuple[tuple[str, str], ...]] = {
+    "document": (("orders", "document_ref"), ("stages", "document_ref")),
+    "settlement": (("orders", "settlement_ref"), ("settlement_objects", "settlement_ref"),
+                   ("payments", "settlement_ref")),
 }
 
 
@@ -261,33 +261,46 @@ def key_column(ref_column: str) -> str:
     return ref_column.removesuffix("_ref") + "_key"
 
 
-def with_keys(frames):
-    """`frames` with the `KEYED` reference columns' integer keys beside them: one numbering of
-    all those columns together (equal references, equal keys; a missing one -1), by one
-    hashing of their text. Later steps then join on the keys by indexing an array, where
-    each join on the text would hash the GUIDs again. Frames that have every key already
-    are returned as they are; otherwise every key is numbered anew (keys of different
-    numberings mean nothing to each other). The frames themselves are not modified."""
+def _numbering(columns) -> list:
+    """One dictionary encoding of the reference text `columns` together: each one's int64 keys
+    (equal references, equal keys; a missing one -1)."""
+    import numpy as np
     import pyarrow as pa
 
-    cols = [(name, col) for name, keyed in KEYED.items() if name in frames for col in keyed]
-    if all(key_column(col) in frames[name].columns for name, col in cols):
-        return frames
     chunks = []
-    for name, col in cols:
-        arr = arrow_str(frames[name][col])
+    for values in columns:
+        arr = arrow_str(values)
         chunks += arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     if len({c.type for c in chunks}) > 1:
         chunks = [c.cast(pa.large_string()) for c in chunks]
-    # one dictionary for all chunks (combine_chunks unifies the chunks' dictionaries)
-    encoded = pa.chunked_array(chunks, type=chunks[0].type if chunks else pa.string()).dictionary_encode()
-    codes = encoded.combine_chunks().indices if len(chunks) else pa.array([], pa.int32())
+    if not chunks:
+        return [np.empty(0, dtype="int64") for _ in columns]
+    # combine_chunks unifies the chunks' dictionaries: one numbering for all
+    codes = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
     codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
-    out, start = dict(frames), 0
-    for name, col in cols:
-        n = len(frames[name])
-        out[name] = out[name].assign(**{key_column(col): codes[start:start + n]})
-        start += n
+    bounds = np.cumsum([0, *(len(v) for v in columns)])
+    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def with_keys(frames):
+    """`frames` with the `KEYED` reference columns' integer keys beside them (``x_key`` for
+    ``x_ref``): each domain's columns numbered together by one hashing of their text, the two
+    domains side by side in threads (Arrow releases the GIL). Later steps join on the keys by
+    indexing an array, where each join on the text would hash the GUIDs again. Frames that
+    have every key already are returned as they are; otherwise every key is numbered anew.
+    The frames themselves are not modified."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    domains = [[(name, col) for name, col in cols if name in frames] for cols in KEYED.values()]
+    if all(key_column(col) in frames[name].columns for cols in domains for name, col in cols):
+        return frames
+    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="keys") as pool:
+        jobs = [pool.submit(_numbering, [frames[name][col] for name, col in cols]) for cols in domains]
+        keys = [job.result() for job in jobs]
+    out = dict(frames)
+    for cols, codes in zip(domains, keys, strict=True):
+        for (name, col), key in zip(cols, codes, strict=True):
+            out[name] = out[name].assign(**{key_column(col): key})
     return out
 
 
