@@ -430,7 +430,8 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
     out += ["", "*The least key lookups*: one Arrow hash lookup of every stage's order and of every open "
             "order's and payment's settlement object, timed alone on the same frames: what aging's joins cost "
             "on GUID text. Aging now joins on integer keys instead, numbered in normalise by one hashing of "
-            "those reference columns together (`frames.with_keys`), which normalise's time includes.", ""]
+            "those reference columns per kind of thing referred to (`frames.with_keys`), which normalise's "
+            "time includes.", ""]
     refs = co.get("reference") or []
     if refs:
         out += ["", "Row-by-row reference (`benchmarks/reference.py`) against the vectorised aging + plan on "

@@ -70,6 +70,11 @@ def test_seed000_live_run_emails_every_unpaid_order_once_and_rerun_sends_nothing
     # the aging snapshot for the date is in the warehouse
     snap = wh.read_snapshot(AS_OF)
     assert len(snap) > 0 and (snap["outstanding"] > 0).all()
+    # the extract's Parquet carries the references' keys: the aging task does not number them again
+    import pandas as pd
+
+    orders = pd.read_parquet(next((world.tmp / "runs").rglob("extract/orders.parquet")))
+    assert {"document_key", "settlement_key"} <= set(orders.columns) and (orders["document_key"] >= 0).all()
 
     before = len(world.mail.messages)
     assert run(dag, as_of=AS_OF.isoformat(), mode="live").state == "success"
