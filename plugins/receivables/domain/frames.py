@@ -287,8 +287,9 @@ def with_keys(frames):
     ``x_ref``): each domain's columns numbered together by one hashing of their text, the two
     domains side by side in threads (Arrow releases the GIL). Later steps join on the keys by
     indexing an array, where each join on the text would hash the GUIDs again. Frames that
-    have every key already are returned as they are; otherwise every key is numbered anew.
-    The frames themselves are not modified."""
+    have every key already are returned as they are (so frames put together from different
+    extracts must drop their keys first); otherwise every key is numbered anew. The frames
+    themselves are not modified."""
     from concurrent.futures import ThreadPoolExecutor
 
     domains = [[(name, col) for name, col in cols if name in frames] for cols in KEYED.values()]
