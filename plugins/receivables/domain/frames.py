@@ -312,7 +312,7 @@ def frame_keys(df, ref_column: str):
 
 
 def key_positions(keys, index):
-    """`positions` for run-wide keys: the position of each of `keys` in `index` (-1 when
+    """`positions` for keys of one numbering: the position of each of `keys` in `index` (-1 when
     absent; the first of repeated entries; a missing key, -1, matches a missing entry), by
     indexing one array as long as the keys' range instead of hashing."""
     import numpy as np
