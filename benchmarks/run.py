@@ -303,6 +303,13 @@ HISTORY = [
     "during extraction, page by page, with a Python dict (free in compute, but 40 s more client CPU "
     "at 1M: about 3 us a lookup in a dict of 10M GUIDs). Same aging and plan (compared exactly, "
     "and with the row-by-row reference on a company with misspelt, empty and unknown references).",
+    "- **Plan: permanent refusals checked only where they could apply**: `failed_permanently` matched "
+    "every candidate's (document, step, target) against the refusals (three hash lookups per candidate, "
+    "4.6M at 1M). The register's sent and refused rows are now found among the documents by one hashing "
+    "(`plan._in_register`), the refused (document, step) pairs marked in a documents x steps table, and "
+    "only the candidates in it have their target compared. 100k in one process, interleaved: plan "
+    "0.41-0.43 -> 0.32-0.35 s; same plans (and the suite's refusal tests and random comparison with the "
+    "reference, whose registers hold refusals).",
     "- **The reference was unfair**: for every email candidate it scanned every letter ever sent "
     "(quadratic: 1.25 of its 4.3 s at 10k, half of its 96 s at 100k); it now keeps sent letters per "
     "partner, as any straightforward implementation would. The speed-up is measured against that.",

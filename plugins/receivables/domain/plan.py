@@ -140,22 +140,32 @@ def _distinct(doc_code: np.ndarray) -> bool:
     return int(doc_code.max(initial=-1)) + 1 == len(doc_code)
 
 
-def _done(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
-          reg: pd.DataFrame) -> np.ndarray:
-    """Whether the register holds each candidate's (document_ref, step_id) (missing matches
-    missing; `step_id` ends with the missing step of candidates without one, row -1).
+def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
+                 parts: list[pd.DataFrame]) -> list[np.ndarray]:
+    """For each register part (its document_ref and step_id), whether it holds each candidate's
+    (document, step) (missing matches missing; `step_id` ends with the missing step of candidates
+    without one, row -1).
 
-    With distinct documents (`doc_code` as `_codes` gives) the register's rows are found
-    among the documents and marked in a documents x steps table, read once per candidate;
-    otherwise `_pairs_in` matches every candidate's keys."""
+    With distinct documents (`doc_code` as `_codes` gives) the parts' rows are found among the
+    documents by one hashing of all their references and marked in a documents x steps table,
+    read once per candidate; otherwise `_pairs_in` matches every candidate's keys."""
     n_docs, n_steps = len(doc_refs), len(step_id)
+    if not any(len(p) for p in parts):
+        return [np.zeros(len(di), dtype=bool) for _ in parts]
     if not _distinct(doc_code) or n_docs * n_steps > 4 * _PAIR_TABLE_LIMIT:
-        return _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
-    doc, step = positions(reg["document_ref"], doc_refs), positions(reg["step_id"], step_id)
-    found = (doc >= 0) & (step >= 0)
-    table = np.zeros((n_docs, n_steps), dtype=bool)
-    table[doc[found], step[found]] = True
-    return table[di, si]  # si -1: the last column, the missing step
+        return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
+                else np.zeros(len(di), dtype=bool) for p in parts]
+    doc = positions(pd.concat([p["document_ref"].astype("str") for p in parts], ignore_index=True), doc_refs)
+    step = positions(pd.concat([p["step_id"].astype("str") for p in parts], ignore_index=True), step_id)
+    out, start = [], 0
+    for p in parts:
+        d, s = doc[start:start + len(p)], step[start:start + len(p)]
+        start += len(p)
+        found = (d >= 0) & (s >= 0)
+        table = np.zeros((n_docs, n_steps), dtype=bool)
+        table[d[found], s[found]] = True
+        out.append(table[di, si])  # si -1: the last column, the missing step
+    return out
 
 
 def _descending(days: np.ndarray) -> np.ndarray:
@@ -442,8 +452,13 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
 
         step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
         reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
-        if len(reg):
-            give(_done(docs["document_ref"], doc_code, step_id, di, si, reg), "already_done")
+        refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
+                               & register["detail"].fillna("").str.startswith("permanent"),
+                               ["document_ref", "step_id", "target"]]
+        # the sent steps, and the (document, step) pairs with a permanent refusal to some target
+        # (which target is checked below, once targets are known, for those candidates only)
+        done, refused_pair = _in_register(docs["document_ref"], doc_code, step_id, di, si, [reg, refused])
+        give(done, "already_done")
         as_of_ts = np.datetime64(as_of, "s")
         give(due_day > as_of_ts, "not_yet_due")
         catch_up = _per_step(steps["catch_up_days"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
@@ -512,15 +527,14 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out["due_day"] = due_day
         out["sender"] = pd.Series(senders[org_code[di]], dtype=object)  # object, as it always was
         give(is_email & (address < 0), "no_email", step_only=True)
-        refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
-                               & register["detail"].fillna("").str.startswith("permanent"),
-                               ["document_ref", "step_id", "target"]]
-        if len(refused):
-            # each key looked up in its small source, then taken per candidate
+        maybe = np.flatnonzero(refused_pair)
+        if len(maybe):  # the candidates whose (document, step) was refused: was it to their target?
+            failed = np.zeros(len(di), dtype=bool)
             left = [(docs["document_ref"], di), (step_id, si), (_with_missing(target_from), target_at)]
-            give(_pairs_in([(values.astype("str"), at) for values, at in left],
-                           [refused[c].astype("str") for c in ("document_ref", "step_id", "target")]),
-                 "failed_permanently", step_only=True)
+            failed[maybe] = _pairs_in(
+                [(values.iloc[at[maybe]].astype("str").reset_index(drop=True), None) for values, at in left],
+                [refused[c].astype("str") for c in ("document_ref", "step_id", "target")])
+            give(failed, "failed_permanently", step_only=True)
         give(~is_email & assignee_missing, "no_assignee", step_only=True)
         private = docs["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False)[di]
         quiet, cap = _contact_caps(is_email, partner_code, distinct, di, private, register, policy, as_of, now)
