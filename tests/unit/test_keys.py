@@ -22,14 +22,13 @@ GUIDS = ["b1c89d94-cb6a-11e6-aede-5404a6b4b8ed", "0c7a7c9e-1f2d-4b3a-9c8d-7e6f5a
 _ref = st.none() | st.sampled_from(GUIDS)
 
 
-def _column(values: list, chunks: int, large: bool) -> pd.Series:
+def _column(values: list, chunks: int) -> pd.Series:
     """Reference text as Arrow-backed pandas strings, in `chunks` pieces (as pages give)."""
     import pyarrow as pa
 
-    kind = pa.large_string() if large else pa.string()
     step = max(1, -(-len(values) // chunks))
-    parts = [pa.array(values[i:i + step], type=kind) for i in range(0, len(values), step)]
-    return pd.Series(pa.chunked_array(parts, type=kind), dtype="str")
+    parts = [pa.array(values[i:i + step], type=pa.large_string()) for i in range(0, len(values), step)]
+    return pd.Series(pa.chunked_array(parts, type=pa.large_string()), dtype="str")
 
 
 #: frame -> its keyed reference columns
@@ -46,7 +45,7 @@ def test_keys_are_equal_exactly_when_the_references_of_a_domain_are(data):
     for name, cols in _BY_FRAME.items():
         n = data.draw(st.integers(0, 8))
         frames[name] = pd.DataFrame({col: _column(data.draw(st.lists(_ref, min_size=n, max_size=n)),
-                                                  data.draw(st.integers(1, 3)), data.draw(st.booleans()))
+                                                  data.draw(st.integers(1, 3)))
                                      for col in cols})
     keyed = with_keys(frames)
     for cols in KEYED.values():  # documents' keys among themselves, settlement objects' likewise

@@ -269,10 +269,8 @@ def _numbering(columns) -> list:
 
     chunks = []
     for values in columns:
-        arr = arrow_str(values)
+        arr = arrow_str(values)  # pandas' str columns: large_string, so the chunks share a type
         chunks += arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    if len({c.type for c in chunks}) > 1:
-        chunks = [c.cast(pa.large_string()) for c in chunks]
     if not chunks:
         return [np.empty(0, dtype="int64") for _ in columns]
     # combine_chunks unifies the chunks' dictionaries: one numbering for all
