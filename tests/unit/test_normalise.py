@@ -145,3 +145,45 @@ def test_converters_give_the_same_on_arrow_text_as_on_python_objects():
                             (refs, ref), (refs[:5], ref)):
         arrow = convert(pd.Series(pa.array(values, type=pa.string()), dtype="str"))
         pd.testing.assert_series_equal(arrow, convert(pd.Series(values, dtype=object)))
+
+
+_GUID = st.builds(lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}",
+                  st.text("0123456789abcdef", min_size=32, max_size=32))
+_REF_VALUES = st.one_of(
+    _GUID, _GUID.map(str.upper), _GUID.map(lambda g: g + " "), _GUID.map(lambda g: "\t" + g),
+    st.sampled_from(["00000000-0000-0000-0000-000000000000", "", "none", "None", " ", "0", "n0ne", "ё", "a b"]),
+    st.none(), st.text(max_size=6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_REF_VALUES, max_size=30), cuts=st.lists(st.integers(0, 30), max_size=3),
+       large=st.booleans(), skip=st.integers(0, 2))
+def test_ref_of_arrow_text_equals_the_careful_path_for_any_chunking(values, cuts, large, skip):
+    """`ref` on a raw frame's text (chunked, sliced chunks, string or large_string) gives what
+    the Python path gives: the canonical scan (`_canonical_refs`) may only answer when nothing
+    would change, and masks exactly the empty references."""
+    import pyarrow as pa
+
+    kind = pa.large_string() if large else pa.string()
+    bounds = sorted({0, len(values), *(min(c, len(values)) for c in cuts)})
+    # each chunk a slice of a longer array, so chunk offsets are not zero
+    chunks = [pa.array(["X"] * skip + values[a:b], type=kind).slice(skip) for a, b in zip(bounds, bounds[1:])]
+    arrow = pd.Series(pa.chunked_array(chunks, type=kind), dtype="str")
+    got = ref(arrow)
+    want = ref(pd.Series(values, dtype=object))
+    assert got.isna().tolist() == want.isna().tolist()
+    assert got.dropna().tolist() == want.dropna().tolist()
+
+
+def test_canonical_scan_declines_text_that_ref_would_change():
+    import pyarrow as pa
+
+    from receivables.domain.normalise import _canonical_refs
+
+    guid = "b1c89d94-cb6a-11e6-aede-5404a6b4b8ed"
+    same = pa.chunked_array([pa.array([guid, "00000000-0000-0000-0000-000000000000", None, "none", ""])])
+    out = _canonical_refs(same)
+    assert out is not None and out.to_pylist() == [guid, None, None, None, None]
+    assert out.chunks[0].buffers()[2].address == same.chunks[0].buffers()[2].address  # text shared, not copied
+    for changed in (guid.upper(), guid + " ", " " + guid, "ё" + guid, "a\x00b"):
+        assert _canonical_refs(pa.chunked_array([pa.array([guid, changed])])) is None

@@ -95,22 +95,88 @@ def _frame(rows: RawSet, fields: Sequence[str]) -> pd.DataFrame:
 
 
 _NO_REF = pa.array([EMPTY_GUID, "", "none"])
+#: bytes scanned per step when checking that reference text is canonical (cache-sized)
+_SCAN_BLOCK = 1 << 20
 
 
 def ref(s: pd.Series) -> pd.Series:
     arr = _arrow_text(s)
+    if arr is not None:
+        canonical = _canonical_refs(arr)
+        if canonical is not None:  # what 1C sends: nothing to lower-case or trim
+            return pd.Series(canonical, index=s.index, dtype="str")
     if arr is not None and pc.all(pc.string_is_ascii(arr)).as_py() is not False:
         # GUID text, all in Arrow: ASCII lower-casing is several times cheaper than
         # Unicode's (same result), and masking there avoids a numpy round trip per test
         out = pc.ascii_lower(pc.utf8_trim_whitespace(arr))
         if pc.all(pc.equal(out, arr)).as_py() is not False:
-            out = arr  # 1C sends them lower-case and unpadded: share the raw column's memory
+            out = arr  # already lower-case and unpadded: share the raw column's memory
         empty = pc.is_in(out, value_set=_NO_REF)
         if pc.any(empty).as_py():
             out = pc.if_else(empty, pa.scalar(None, out.type), out)
         return pd.Series(out, index=s.index, dtype="str")
     out = s.astype("str").str.strip().str.lower()
     return out.mask(s.isna() | (out == EMPTY_GUID) | (out == "") | (out == "none"))
+
+
+def _canonical_refs(arr: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """`ref` of reference text that lower-casing and trimming would not change, or None
+    when some value might change (then the general path runs).
+
+    One scan of the raw bytes, in numpy, instead of Arrow's trim, lower-case, compare and
+    hash of every value (a million open documents hold ~45M references: 3.2 -> 0.4 s of
+    CPU): the text is canonical when it holds no upper-case ASCII, non-ASCII, space or
+    control byte. The empty references then keep the text's buffers under a new validity
+    bitmap, and only values shaped like one ('', 'none', a GUID starting with '0') are
+    compared."""
+    chunks = [_canonical_chunk(chunk) for chunk in arr.chunks]
+    if any(chunk is None for chunk in chunks):
+        return None
+    return pa.chunked_array(chunks, type=arr.type)
+
+
+def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
+    validity, offsets_buf, data_buf = chunk.buffers()
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
+    if not len(chunk):
+        return chunk
+    data = (np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
+            else np.empty(0, dtype=np.uint8))
+    if _changes_under_ref(data):
+        return None
+    length = np.diff(offsets)
+    first = data[np.minimum(offsets[:-1] - offsets[0], len(data) - 1)] if len(data) else np.zeros(len(chunk), np.uint8)
+    shaped = (length == 0) | ((length == 4) & (first == ord("n"))) | ((length == 36) & (first == ord("0")))
+    maybe = np.flatnonzero(shaped)
+    if not len(maybe):
+        return chunk
+    empty = pc.is_in(chunk.take(pa.array(maybe)), value_set=_NO_REF).to_numpy(zero_copy_only=False)
+    if not empty.any():
+        return chunk
+    valid = np.ones(chunk.offset + len(chunk), dtype=bool)
+    valid[chunk.offset:] = chunk.is_valid().to_numpy(zero_copy_only=False)
+    valid[chunk.offset + maybe[empty]] = False
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(chunk.type, len(chunk), [bitmap, offsets_buf, data_buf], offset=chunk.offset)
+
+
+def _changes_under_ref(data: np.ndarray) -> bool:
+    """Whether text bytes hold anything trimming or lower-casing could change: a space or
+    control byte, an upper-case ASCII letter, a non-ASCII byte (conservative: an inner space
+    counts too). Scanned in cache-sized blocks into reused buffers."""
+    signed = data.view(np.int8)  # non-ASCII bytes are negative
+    hit = np.empty(min(_SCAN_BLOCK, len(data)), dtype=bool)
+    shifted = np.empty(len(hit), dtype=np.uint8)
+    for start in range(0, len(data), _SCAN_BLOCK):
+        part = signed[start:start + _SCAN_BLOCK]
+        n = len(part)
+        if np.less_equal(part, 32, out=hit[:n]).any():
+            return True
+        np.subtract(part.view(np.uint8), 65, out=shifted[:n])  # 'A'..'Z' -> 0..25, the rest wraps above
+        if np.less(shifted[:n], 26, out=hit[:n]).any():
+            return True
+    return False
 
 
 def _arrow_text(s: pd.Series) -> pa.ChunkedArray | None:
