@@ -90,3 +90,23 @@ def test_series_keep_index_and_nat_passes_through():
 def test_out_of_range_dates_are_a_clear_error():
     with pytest.raises(ValueError, match="outside the production calendar"):
         cal.is_working(arr([dt.date(1990, 1, 1)]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(days, st.none()), max_size=40), st.lists(st.integers(-15, 15), min_size=1, max_size=4),
+       st.data())
+def test_add_working_days_each_equals_add_working_days(ds, ns, data):
+    which = data.draw(st.lists(st.integers(0, len(ns) - 1), min_size=len(ds), max_size=len(ds)))
+    values = np.array([d if d is not None else "NaT" for d in ds], dtype="datetime64[D]")
+    got = cal.add_working_days_each(values, np.array(which, dtype="int64"), np.array(ns))
+    want = cal.add_working_days(values, np.array(ns, dtype="int64")[np.array(which, dtype="int64")])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_add_working_days_each_fails_like_add_working_days():
+    far = np.array(["1999-12-31", "2026-01-01"], dtype="datetime64[D]")
+    with pytest.raises(ValueError, match="outside the production calendar"):
+        cal.add_working_days_each(far, np.array([0, 0]), np.array([1]))
+    edge = np.array(["2035-12-20"], dtype="datetime64[D]")
+    with pytest.raises(ValueError, match="leaves the production calendar"):
+        cal.add_working_days_each(edge, np.array([0]), np.array([30]))

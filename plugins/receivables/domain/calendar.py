@@ -92,6 +92,26 @@ class ProductionCalendar:
         result = np.where(nat, np.datetime64("NaT"), result).astype("datetime64[D]")
         return self._out(result, index)
 
+    def add_working_days_each(self, values, which, n):
+        """`add_working_days(values, n[which])` for a few distinct `n` (a policy's step offsets)
+        and many dates: each `n` is applied once to every day between the earliest and the
+        latest date, and each value reads its answer from that table (the plan's candidates:
+        millions of values, a few thousand distinct days, no per-value temporaries)."""
+        days = np.asarray(values, dtype="datetime64[D]")
+        which = np.asarray(which, dtype="int64")
+        n = np.asarray(n, dtype="int64")
+        idx = self._index(days)  # raises for a date outside the calendar, as add_working_days does
+        known = idx >= 0
+        if not known.any():
+            return np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+        lo, hi = int(idx[known].min()), int(idx[known].max())
+        span = self.start + np.arange(lo, hi + 1)
+        # results grow with the date, so the span leaves the calendar only where a value does
+        table = np.stack([self.add_working_days(span, int(k)) for k in n]) if len(n) else np.empty((0, 0))
+        result = table[which, np.clip(idx - lo, 0, None)]
+        result[~known] = np.datetime64("NaT")
+        return result
+
     def working_days_between(self, start, end):
         """Working days in (start, end] when end ≥ start, else minus those in (end, start]."""
         a, index = self._days(start)

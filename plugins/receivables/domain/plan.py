@@ -436,7 +436,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                           doc_col("due_date").astype("datetime64[s]"))
         due_day = anchor + offset.astype("timedelta64[D]")
         business = np.flatnonzero(business_unit)  # the calendar only for steps counted in working days
-        due_day[business] = cal.add_working_days(anchor[business], offset[business]).astype("datetime64[s]")
+        due_day[business] = cal.add_working_days_each(
+            anchor[business], si[business], steps["offset"].fillna(0).astype("int64").to_numpy()).astype("datetime64[s]")
         due_day[no_step] = np.datetime64("NaT")
 
         # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
@@ -521,8 +522,10 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
             taking[col] = pool.submit(_take, mgrs[source], contact_mgr)
         taking["target"] = pool.submit(_take, target_from, target_at)
         out = {}
-        for col in ("step_rank", "deadline_business_days"):
-            out[col] = pd.array(steps[col], dtype="Int64").take(si, allow_fill=True)
+        for col in ("step_rank", "deadline_business_days"):  # Int64 built from numpy: no masked take
+            per_step = pd.array(steps[col], dtype="Int64")
+            out[col] = pd.arrays.IntegerArray(_per_step(per_step.to_numpy(dtype="int64", na_value=0), 0)[si],
+                                              _per_step(per_step.isna(), True)[si])
         out["anchor_date"] = anchor
         out["due_day"] = due_day
         out["sender"] = pd.Series(senders[org_code[di]], dtype=object)  # object, as it always was
