@@ -290,13 +290,18 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     stage_added_kb: dict[str, int] = {}
     peak_kb = 0
 
+    cpu: dict[str, tuple[float, float]] = {}  # the current run's (user, system) CPU seconds per stage
+
     def stage(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
         nonlocal peak_kb
         start_kb = _status("VmRSS")
         _reset_peak()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu[name] = (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
         high = _status("VmHWM")
         peak_kb = max(peak_kb, high)
         stage_added_kb[name] = max(stage_added_kb.get(name, 0), high - start_kb)
@@ -309,7 +314,7 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         _progress(stage="aging", seconds=s_aging, open_documents=len(aging), rss_mb=_status("VmRSS") // 1024)
         plan, s_plan = stage("plan", build_plan, aging, frames, policy, register, AS_OF, now=now)
         runs.append({"normalise": s_norm, "aging": s_aging, "plan": s_plan, "total": s_norm + s_aging + s_plan,
-                     "aging_join_floor": join_floor(frames)})
+                     "aging_join_floor": join_floor(frames), "cpu": dict(cpu)})
         _progress(run=len(runs), **runs[-1])
         counts = {"open_documents": len(aging), "plan_rows": len(plan),
                   "decisions": {str(k): int(v) for k, v in plan["decision"].value_counts().items()}}
@@ -318,6 +323,9 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
             gc.collect()
     floor = min(r.pop("aging_join_floor") for r in runs)
     best = min(runs, key=lambda r: r["total"])
+    best_cpu = best.pop("cpu")
+    for r in runs:
+        r.pop("cpu", None)
     median_total = statistics.median(r["total"] for r in runs)
     out: dict[str, Any] = {
         "size": size,
@@ -328,6 +336,9 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         "companies": [{"seed": s, "scale": sc} for s, sc in companies(size)],
         "seconds": {k: round(v, 3) for k, v in best.items()},
         "seconds_median_total": round(median_total, 3),
+        # the best run's CPU seconds per stage, both threads: system time is mostly the kernel
+        # handing the process fresh memory (see fresh_memory in the run's output)
+        "cpu_seconds": {k: {"user": round(u, 3), "system": round(sy, 3)} for k, (u, sy) in best_cpu.items()},
         "seconds_all_totals": [round(r["total"], 3) for r in runs],
         "rows_per_second": round(counts["open_documents"] / best["total"]),
         "raw_rows_per_second": round(sum(len(rows) for rows in raw.values()) / best["total"]),
@@ -392,6 +403,31 @@ def join_floor(frames: dict[str, Any]) -> float:
     return time.perf_counter() - t0
 
 
+_FILL = """
+import json, resource, sys, time
+import numpy as np
+gib = float(sys.argv[1])
+out = []
+for _ in range(3):
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime, time.perf_counter()
+    block = np.ones(int(gib * 2**30) // 8)
+    out.append([time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0])
+    del block
+print(json.dumps(out))
+"""
+
+
+def fresh_memory(gib: float = 2.0) -> dict[str, Any]:
+    """What this machine charges for memory a process has not touched before: a fresh interpreter
+    fills `gib` GiB three times (freed in between). On a VM whose freed memory goes back to the
+    host, the kernel's time to provide pages dominates (seen here: 0.2-1.7 s per GiB, by how
+    recently the memory was in use), and every compute stage pays it for the memory it allocates."""
+    proc = subprocess.run([sys.executable, "-c", _FILL, str(gib)], capture_output=True, text=True, check=True)
+    fills = json.loads(proc.stdout)
+    return {"gib": gib, "seconds_per_gib": [round(s / gib, 3) for s, _ in fills],
+            "system_seconds_per_gib": [round(k / gib, 3) for _, k in fills]}
+
+
 def _child(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     """Run `measure` in a fresh interpreter; add its peak RSS as the kernel counts it."""
     cmd = [sys.executable, "-m", "benchmarks.bench_compute", "--one", str(size), "--repeats", str(repeats),
@@ -425,6 +461,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 3,
     """
     sizes = tuple(sorted(sizes))
     runs = {n: small_repeats if small_repeats and n <= COMPANY_OPEN else repeats for n in sizes}
+    memory_before = fresh_memory()
     results = [_child(n, runs[n], with_reference=n <= REFERENCE_MAX) for n in sizes]
     out: dict[str, Any] = {
         "benchmark": "core compute: normalise(raw frames of 1C JSON rows) + as_of_view + compute_aging + build_plan",
@@ -433,6 +470,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 3,
         "policy": "benchmarks.bench_compute.POLICY: 2 pools, 8 steps (email, task, case)",
         "as_of": AS_OF.isoformat(),
         "repeats": {str(n): r for n, r in runs.items()},
+        "fresh_memory": {"before": memory_before, "after": fresh_memory()},
         "sizes": results,
     }
     done = [r for r in results if "seconds" in r]

@@ -422,18 +422,31 @@ def _details(doc: dict[str, Any]) -> list[str]:
 def _compute_tables(co: dict[str, Any]) -> list[str]:
     """Per size: the stages' best seconds and memory; per referenced size: the speed-up."""
     out = ["| open documents | raw rows | normalise s | aging s | of which the least key lookups s | plan s | "
-           "total s | peak RSS MB | compute adds MB | each stage adds MB (normalise / aging / plan) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "total s | CPU s: user / system | peak RSS MB | compute adds MB | each stage adds MB "
+           "(normalise / aging / plan) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in co.get("sizes", []):
         if "seconds" not in r:
-            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | |")
+            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | | |")
             continue
         sec = r["seconds"]
+        cpu = (r.get("cpu_seconds") or {}).values()
+        cpu_text = (f"{sum(c['user'] for c in cpu):.1f} / {sum(c['system'] for c in cpu):.1f}" if cpu else "")
         out.append(f"| {_fmt(r['open_documents'])} | {_fmt(r['raw_rows'])} | {sec['normalise']} | "
                    f"{sec['aging']} | {r.get('aging_join_floor_seconds', '')} | {sec['plan']} | "
-                   f"**{sec['total']}** | {_fmt(r['peak_rss_mb'])} | "
+                   f"**{sec['total']}** | {cpu_text} | {_fmt(r['peak_rss_mb'])} | "
                    f"{_fmt(r['compute_rss_mb'])} | "
                    + " / ".join(_fmt(v) for v in (r.get("stage_added_rss_mb") or {}).values()) + " |")
+    fresh = co.get("fresh_memory")
+    if fresh:
+        b, a = fresh["before"], fresh["after"]
+        out += ["", f"*CPU s*: the best run's CPU time of the three stages, both threads; *system* is the kernel's, "
+                "mostly providing fresh memory. *Fresh memory on this machine*: a new process filling "
+                f"{b['gib']} GiB three times took {b['seconds_per_gib']} s per GiB before the sizes ran and "
+                f"{a['seconds_per_gib']} after (of which system {b['system_seconds_per_gib']} and "
+                f"{a['system_seconds_per_gib']}): on this VM memory freed goes back to the host, and the first "
+                "touch of a page costs about as much as computing on it, so every GB a stage allocates costs "
+                "it about a second."]
     out += ["", "*The least key lookups*: one Arrow hash lookup of every stage's order and of every open "
             "order's and payment's settlement object, timed alone on the same frames: what aging's joins cost "
             "on GUID text. Aging now joins on integer keys instead, numbered in normalise by one hashing of "
