@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -187,3 +188,35 @@ def test_canonical_scan_declines_text_that_ref_would_change():
     assert out.chunks[0].buffers()[2].address == same.chunks[0].buffers()[2].address  # text shared, not copied
     for changed in (guid.upper(), guid + " ", " " + guid, "ё" + guid, "a\x00b"):
         assert _canonical_refs(pa.chunked_array([pa.array([guid, changed])])) is None
+
+
+def test_text_keeps_raw_text_only_when_no_value_could_lose_a_trailing_space():
+    """`text`'s shortcut (`_may_end_in_space`) is checked against Arrow's rstrip for every
+    Unicode character at the end of a value: whatever rstrip would change, the check flags."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from receivables.domain.normalise import _may_end_in_space
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for prefix in ("", "Ж", "a"):
+        values = pa.array([prefix + c for c in chars], type=pa.large_string())
+        stripped = pc.utf8_rtrim_whitespace(values)
+        changed = pc.not_equal(stripped, values).to_numpy(zero_copy_only=False)
+        assert changed.any()  # spaces are among them
+        for c in np.flatnonzero(changed):
+            assert _may_end_in_space(values.slice(c, 1)), hex(ord(chars[c]))
+    assert not _may_end_in_space(pa.array(["ТД00-000123", "Оплата", None, "", "ПоЗаказам"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=5), st.sampled_from(["ТД00-1  ", "ПоЗаказам", "р", "x\u3000"])),
+                       max_size=20), cut=st.integers(0, 20))
+def test_text_of_arrow_text_equals_the_careful_path(values, cut):
+    import pyarrow as pa
+
+    chunks = [pa.array(values[:cut], type=pa.large_string()), pa.array(values[cut:], type=pa.large_string())]
+    got = text(pd.Series(pa.chunked_array(chunks), dtype="str"))
+    want = text(pd.Series(values, dtype=object))
+    assert got.isna().tolist() == want.isna().tolist()
+    assert got.dropna().tolist() == want.dropna().tolist()

@@ -240,8 +240,37 @@ def money(s: pd.Series) -> pd.Series:
 
 
 def text(s: pd.Series) -> pd.Series:
+    arr = _arrow_text(s)
+    if arr is not None and not any(_may_end_in_space(chunk) for chunk in arr.chunks):
+        return pd.Series(arr, index=s.index, dtype="str")  # nothing to strip: the raw column's memory
     out = s.astype("str").str.rstrip()  # 1C pads fixed-length strings with spaces
     return out.mask(s.isna())
+
+
+#: the byte before the last of the UTF-8 of every non-ASCII White_Space character: U+0085 and
+#: U+00A0 (C2 xx), U+1680 (E1 9A 80), U+2000-200A, U+2028-2029, U+202F (E2 80 xx), U+205F (E2 81 9F),
+#: U+3000 (E3 80 80); letters (Cyrillic: D0/D1 xx) never have it
+_SPACE_PENULTIMATE = np.array([0xC2, 0x80, 0x81, 0x9A], dtype=np.uint8)
+
+
+def _may_end_in_space(chunk: pa.Array) -> bool:
+    """Whether any value of an Arrow text chunk might end in whitespace (so rstrip could change
+    it), judged from its last two bytes: an ASCII space or control, or a non-ASCII character
+    whose byte before the last is one of a White_Space character's (conservative)."""
+    if not len(chunk):
+        return False
+    _, offsets_buf, data_buf = chunk.buffers()
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+    if data_buf is None or offsets[-1] == offsets[0]:
+        return False
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    ends = offsets[1:][offsets[1:] > offsets[:-1]]  # non-empty values (nulls hold no bytes)
+    last = data[ends - 1]
+    if (last <= 0x20).any():
+        return True
+    wide = ends[(last >= 0x80) & (ends - 2 >= offsets[0])]
+    return bool(np.isin(data[wide - 2], _SPACE_PENULTIMATE).any())
 
 
 def boolean(s: pd.Series) -> pd.Series:
