@@ -73,3 +73,28 @@ def test_aging_gate_passes_computed_aging_and_catches_inconsistency():
     report = validate_aging(broken, as_of=AS_OF)
     rules = {f.explanation for f in report.failures}
     assert {"outstanding ≠ amount − paid", "unknown aging bucket"} <= rules
+
+
+def test_gx_gets_the_checked_columns_in_dtypes_it_compares_whole():
+    """GX's between-check runs a Python function per value unless the column is numpy
+    int/float or datetime64[ns]; the gate hands it those, except where a date does not fit."""
+    import pandas as pd
+
+    from receivables.validation import _for_gx
+
+    df = pd.DataFrame({"key": ["a", "b"], "amount": pd.array([1, 2], dtype="Int64"),
+                       "missing": pd.array([1, None], dtype="Int64"),
+                       "day": pd.Series(["2026-01-01", None], dtype="datetime64[s]"),
+                       "far": pd.Series(["2026-01-01", "3000-01-01"], dtype="datetime64[s]"), "other": [1, 2]})
+    out = _for_gx(df, ["key", "amount", "missing", "day", "far", "key"])
+    assert list(out.columns) == ["key", "amount", "missing", "day", "far"]
+    assert [str(t) for t in out.dtypes] == ["str", "int64", "float64", "datetime64[ns]", "datetime64[s]"]
+    assert out["missing"].isna().tolist() == [False, True] and out["far"].iloc[1].year == 3000
+
+
+def test_missing_and_negative_amounts_are_counted_apart():
+    orders = [order("A", "2026-11-02", -1000), order("B", "2026-11-03", float("nan")), order("C", "2026-11-03", 5)]
+    report = validate_extract(good(orders=orders, stages=[], payments=[]), as_of=AS_OF)
+    failing = {f.explanation: (f.failing, f.examples) for f in report.failures}
+    assert failing["negative amount"] == (1, ["A"])
+    assert failing["amount missing or not a number"] == (1, ["B"])
