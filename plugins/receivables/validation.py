@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from receivables.domain.frames import member
+from receivables.domain.frames import member, with_keys
 from receivables.onec.schema import EMAIL_CONTACT, SETTLEMENT_PROCEDURES
 
 EMAIL_REGEX = r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$"
@@ -131,6 +132,16 @@ def run_checks(frames: Mapping[str, pd.DataFrame], checks: list[Check]) -> Valid
     return report
 
 
+def _sums(keys: np.ndarray, amounts: pd.Series, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(per key 0..size-1: the sum of the amounts present, as float64, exact for kopecks below
+    2**53; whether any amount was present) — a groupby-sum with min_count=1; key -1 is none."""
+    present = (keys >= 0) & amounts.notna().to_numpy()
+    values = amounts.to_numpy(dtype="float64", na_value=0.0)
+    total = np.bincount(keys[present], weights=values[present], minlength=size)
+    counted = np.bincount(keys[present], minlength=size) > 0
+    return total, counted
+
+
 def _for_gx(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The columns a suite reads, in dtypes GX's pandas engine compares whole columns of.
 
@@ -162,6 +173,13 @@ def _is_true(frame: str, key: str, column: str, explanation: str) -> Check:
 
 def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> ValidationReport:
     """The gate on the extract (canonical frames as of the run's date)."""
+    return run_checks(*extract_checks(frames, as_of=as_of))
+
+
+def extract_checks(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date
+                   ) -> tuple[dict[str, pd.DataFrame], list[Check]]:
+    """The frames GX checks on the extract (the canonical ones and the cross-frame rules'
+    flag columns computed here) and the checks."""
     horizon = pd.Timestamp(as_of) + pd.Timedelta(days=31)
     orders, stages, payments = frames["orders"], frames["stages"], frames["payments"]
     data: dict[str, pd.DataFrame] = {"orders": orders, "payments": payments,
@@ -206,21 +224,37 @@ def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> V
               "stage date outside 2000-01-01 … as-of + 3 years",
               {"min_value": EARLIEST, "max_value": pd.Timestamp(as_of) + pd.Timedelta(days=3 * 366)}),
     ]
-    totals = stages.groupby("document_ref")["amount"].sum(min_count=1)
-    with_stages = orders.loc[member(orders["document_ref"], totals.index)]
-    diff = with_stages["amount"].astype("Float64") - with_stages["document_ref"].map(totals).astype("Float64")
-    data["stage_totals"] = _flag(with_stages, "document_number", "stages_sum_to_amount", diff.eq(0))
+    # cross-frame sums and joins on the integer keys of references (frames.with_keys; the
+    # extract's frames carry them): grouping and merging GUID text took seconds per million
+    keyed = with_keys(frames)
+    order_key = keyed["orders"]["document_key"].to_numpy()
+    stage_key = keyed["stages"]["document_key"].to_numpy()
+    total, has_total = _sums(stage_key, stages["amount"], int(max(order_key.max(initial=-1),
+                                                                 stage_key.max(initial=-1))) + 1)
+    has_stages = np.zeros(len(has_total) + 1, dtype=bool)  # last entry: no reference, never grouped
+    has_stages[stage_key[stage_key >= 0]] = True
+    with_stages = np.flatnonzero(has_stages[order_key])
+    at = order_key[with_stages]
+    amount = orders["amount"].to_numpy(dtype="float64", na_value=np.nan)[with_stages]
+    data["stage_totals"] = _flag(orders.iloc[with_stages], "document_number", "stages_sum_to_amount",
+                                 pd.Series(has_total[at] & (amount == total[at])))
     checks.append(_is_true("stage_totals", "document_number", "stages_sum_to_amount",
                            "payment schedule stages do not sum to the order amount"))
     # an order settled by itself cannot have received more than its amount
-    objects = frames["settlement_objects"]
-    own = objects.loc[objects["object_ref"].notna(), ["settlement_ref", "object_ref"]]
-    paid = payments.groupby("settlement_ref")["amount"].sum()
-    self_settled = orders.merge(own, left_on=["settlement_ref", "document_ref"],
-                                right_on=["settlement_ref", "object_ref"], how="inner")
-    received = self_settled["settlement_ref"].map(paid).fillna(0)
+    objects = keyed["settlement_objects"]
+    own = objects.loc[objects["object_ref"].notna(), ["settlement_key", "object_ref"]]
+    settled = keyed["orders"][["settlement_key", "document_ref", "document_number", "amount"]]
+    self_settled = settled.merge(own, on="settlement_key", how="inner")  # then the object must be the order
+    self_settled = self_settled.loc[
+        self_settled["document_ref"].eq(self_settled["object_ref"]).to_numpy(dtype=bool, na_value=False)]
+    pay_key = keyed["payments"]["settlement_key"].to_numpy()
+    paid, _ = _sums(pay_key, payments["amount"], int(max(pay_key.max(initial=-1),
+                                                         self_settled["settlement_key"].max() if len(self_settled)
+                                                         else -1)) + 1)
+    received = np.append(np.nan_to_num(paid), 0)[self_settled["settlement_key"].to_numpy()]  # -1: the last, 0
     data["order_payments"] = _flag(self_settled, "document_number", "payments_within_amount",
-                                   received.le(self_settled["amount"].astype("Float64")))
+                                   pd.Series(received <= self_settled["amount"].to_numpy(dtype="float64",
+                                                                                         na_value=np.nan)))
     checks.append(_is_true("order_payments", "document_number", "payments_within_amount",
                            "payments received exceed the order amount"))
     # references resolve
@@ -243,7 +277,7 @@ def validate_extract(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date) -> V
                                    "email": emails["email"].astype("str").to_numpy()})
     checks.append(Check("emails", "partner_ref", "ExpectColumnValuesToMatchRegex", "email",
                         "not a well-formed email address", {"regex": EMAIL_REGEX}))
-    return run_checks(data, checks)
+    return data, checks
 
 
 def validate_aging(aging: pd.DataFrame, *, as_of: dt.date, buckets: list[str] | None = None) -> ValidationReport:

@@ -98,3 +98,44 @@ def test_missing_and_negative_amounts_are_counted_apart():
     failing = {f.explanation: (f.failing, f.examples) for f in report.failures}
     assert failing["negative amount"] == (1, ["A"])
     assert failing["amount missing or not a number"] == (1, ["B"])
+
+
+def test_cross_frame_rules_on_keys_equal_the_same_rules_joined_on_the_text():
+    """The stage-total and self-settled payment rules join on integer keys; on a generated
+    company with broken stage totals, overpaid orders, missing amounts and misspelt references
+    they flag exactly the orders that grouping and merging the reference text flags."""
+    import numpy as np
+    import pandas as pd
+    from test_keys import _company
+
+    from receivables.domain.normalise import as_of_view, normalise
+    from receivables.validation import extract_checks
+
+    raw = _company()
+    stages = raw["Document_ЗаказКлиента_ЭтапыГрафикаОплаты"]
+    for row in stages[::11]:
+        row["СуммаПлатежа"] = row["СуммаПлатежа"] + 1
+    stages[3]["СуммаПлатежа"] = None
+    lines = raw["Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"]
+    for row in lines[::9]:
+        row["Сумма"] = row["Сумма"] * 3
+    frames = as_of_view(normalise(raw), AS_OF, extracted_on=AS_OF)
+    data, _ = extract_checks(frames, as_of=AS_OF)
+
+    orders, st, pay = frames["orders"], frames["stages"], frames["payments"]
+    totals = st.groupby("document_ref")["amount"].sum(min_count=1)
+    with_stages = orders.loc[orders["document_ref"].isin(totals.index)]
+    diff = with_stages["amount"].astype("Float64") - with_stages["document_ref"].map(totals).astype("Float64")
+    want = pd.Series(diff.eq(0).fillna(False).astype(bool).to_numpy(), index=with_stages["document_number"].to_numpy())
+    got = data["stage_totals"].set_index("document_number")["stages_sum_to_amount"]
+    assert (~want).sum() > 10 and got.sort_index().equals(want.sort_index())
+
+    objects = frames["settlement_objects"]
+    own = objects.loc[objects["object_ref"].notna(), ["settlement_ref", "object_ref"]]
+    paid = pay.groupby("settlement_ref")["amount"].sum()
+    merged = orders.merge(own, left_on=["settlement_ref", "document_ref"], right_on=["settlement_ref", "object_ref"])
+    ok = merged["settlement_ref"].map(paid).fillna(0).le(merged["amount"].astype("Float64"))
+    want = pd.Series(ok.fillna(False).astype(bool).to_numpy(), index=merged["document_number"].to_numpy())
+    got = data["order_payments"].set_index("document_number")["payments_within_amount"]
+    assert (~want).sum() > 5 and got.sort_index().equals(want.sort_index())
+    assert np.array_equal(data["order_payments"]["document_number"], merged["document_number"])
