@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -168,7 +169,7 @@ def test_ref_of_arrow_text_equals_the_careful_path_for_any_chunking(values, cuts
     kind = pa.large_string() if large else pa.string()
     bounds = sorted({0, len(values), *(min(c, len(values)) for c in cuts)})
     # each chunk a slice of a longer array, so chunk offsets are not zero
-    chunks = [pa.array(["X"] * skip + values[a:b], type=kind).slice(skip) for a, b in zip(bounds, bounds[1:])]
+    chunks = [pa.array(["X"] * skip + values[a:b], type=kind).slice(skip) for a, b in itertools.pairwise(bounds)]
     arrow = pd.Series(pa.chunked_array(chunks, type=kind), dtype="str")
     got = ref(arrow)
     want = ref(pd.Series(values, dtype=object))
