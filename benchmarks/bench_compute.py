@@ -317,7 +317,7 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
                      "aging_join_floor": join_floor(frames), "cpu": dict(cpu)})
         _progress(run=len(runs), **runs[-1])
         counts = {"open_documents": len(aging), "plan_rows": len(plan),
-                  "decisions": {str(k): int(v) for k, v in plan["decision"].value_counts().items()}}
+                  "decisions": {str(k): int(v) for k, v in plan["decision"].value_counts().items() if v}}
         if _ < repeats - 1:
             del frames, aging, plan
             gc.collect()

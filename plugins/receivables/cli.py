@@ -89,13 +89,13 @@ def _print_preview(args: argparse.Namespace, frames_plan, open_documents: int) -
 def _plan_only(run, pol, wh):
     import pandas as pd
 
-    from receivables.domain.plan import build_plan
+    from receivables.domain.plan import build_plan, plain_text
     from receivables.extract import read_frames
 
     snap = pd.read_parquet(run.folder / "aging.parquet")
     for col in ("as_of_date", "document_date", "due_date"):
         snap[col] = snap[col].astype("datetime64[s]")
-    return build_plan(snap, read_frames(run.folder / "extract"), pol, wh.read_register(), run.as_of)
+    return plain_text(build_plan(snap, read_frames(run.folder / "extract"), pol, wh.read_register(), run.as_of))
 
 
 def cmd_penalty(args: argparse.Namespace) -> int:

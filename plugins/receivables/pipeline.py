@@ -19,7 +19,7 @@ import pandas as pd
 
 from receivables import settings
 from receivables.domain.aging import compute_aging
-from receivables.domain.plan import build_plan, explain
+from receivables.domain.plan import build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
 from receivables.extract import read_frames
 
@@ -200,14 +200,16 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     p.to_parquet(run.folder / "plan.parquet", index=False)
     if not order_number:
         warehouse.replace_plan(run.as_of, run.run_id, p)
-    act = p.loc[p["decision"].eq("act")]
-    decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"])]
+    # the plan keeps few-valued columns as categories (plan.CATEGORY_COLUMNS); the rows that
+    # leave it for the log and the register become text again
+    act = plain_text(p.loc[p["decision"].eq("act")])
+    decided = plain_text(p.loc[p["decision"].isin(["skip", "superseded", "hold"])])
     log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),
                           decided.assign(outcome=decided["decision"])], ignore_index=True)
     warehouse.append_log(_log_frame(log_rows, run, detail_col="reason"))
     if acting or run.mode == "dry_run":
         status = {"skip": "skipped", "superseded": "superseded"}
-        to_register = p.loc[p["decision"].isin(list(status))].assign(
+        to_register = plain_text(p.loc[p["decision"].isin(list(status))]).assign(
             status=lambda d: d["decision"].map(status))
         if run.mode == "dry_run":
             to_register = pd.concat([to_register, act.assign(status="planned")], ignore_index=True)
@@ -219,8 +221,8 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         "acting": acting,
         "mode": run.mode,
         "to_act": counts,
-        "decisions": {str(k): int(v) for k, v in p["decision"].value_counts().items()},
-        "reasons": {str(k): int(v) for k, v in p["reason"].value_counts().items()},
+        "decisions": {str(k): int(v) for k, v in p["decision"].value_counts().items() if v},
+        "reasons": {str(k): int(v) for k, v in p["reason"].value_counts().items() if v},
         "explanation": explanation,
     }
 
@@ -265,7 +267,7 @@ def acting_rows(run: Run, action: str) -> pd.DataFrame:
     p = pd.read_parquet(run.folder / "plan.parquet")
     for col in ("document_date", "due_day", "due_date", "anchor_date"):
         p[col] = p[col].astype("datetime64[s]")
-    return p.loc[p["decision"].eq("act") & p["action"].eq(action)].reset_index(drop=True)
+    return plain_text(p.loc[p["decision"].eq("act") & p["action"].eq(action)].reset_index(drop=True))
 
 
 # -- record and report ----------------------------------------------------------------

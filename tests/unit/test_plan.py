@@ -273,3 +273,32 @@ def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_docum
     want = _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
     assert got.any() and not got.all()
     assert np.array_equal(got, want) and np.array_equal(again, want)
+
+
+def test_few_valued_columns_are_sorted_categories_and_plain_text_gives_text_back():
+    """The plan carries organizations, steps, managers, decisions and reasons as categories (a
+    small code per candidate); sorting by one is sorting by its text, and `plain_text` returns
+    exactly the text columns (missing values missing) that rows leaving the plan must have."""
+    from receivables.domain.plan import CATEGORY_COLUMNS, PLAN_COLUMNS, plain_text
+
+    steps = [{"id": "z_call", "action": "task", "anchor": "due_date", "offset": 0, "unit": "calendar_days",
+              "assignee": "order_manager", "template": "call_manager"},
+             {"id": "a_mail", "action": "email", "anchor": "due_date", "offset": 0, "unit": "calendar_days",
+              "template": "overdue"}]
+    f = frames(orders=[order("A", "2026-11-02", 1000), order("B", "2026-11-03", 500, manager=None),
+                       order("C", "2026-10-01", 700)], **WITH_EMAIL)
+    p = plan_for(f, dt.date(2026, 11, 20), pol=policy(steps))
+    assert set(CATEGORY_COLUMNS) <= set(PLAN_COLUMNS)
+    for col in CATEGORY_COLUMNS:
+        assert isinstance(p[col].dtype, pd.CategoricalDtype), col
+        cats = list(p[col].cat.categories)
+        assert cats == sorted(cats), col
+    assert p["step_id"].sort_values().tolist() == sorted(p["step_id"].tolist())
+    text = plain_text(p)
+    assert not any(isinstance(t, pd.CategoricalDtype) for t in text.dtypes)
+    for col in CATEGORY_COLUMNS:
+        assert str(text[col].dtype) == "str", col
+        assert text[col].isna().tolist() == p[col].isna().tolist()
+        assert text[col].dropna().tolist() == p[col].dropna().astype(object).tolist()
+    assert p["assignee_ref"].isna().any() and p["manager_name"].notna().any()  # B has no manager
+    assert plain_text(text) is text

@@ -83,6 +83,13 @@ _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 _PAIR_TABLE_LIMIT = 1 << 24
 #: the document columns the plan reads (the output's, manager_name aside, and the checks')
 _DOC_READS = {*PLAN_COLUMNS, "manager_ref", "main_manager_ref", "contract_debt"} - {"manager_name"}
+#: plan columns of few distinct values (organizations, settlement, pools, steps, managers, decisions):
+#: categories, one small integer code per candidate instead of a copy of the text (at a million
+#: open documents the plan's 4.6M rows held ~2 GB of such copies). Sorted categories, so sorting
+#: by them is the text's order; `plain_text` turns them back into text where rows leave the plan.
+CATEGORY_COLUMNS = ("legal_form", "organization_ref", "organization_name", "settlement", "pool", "step_id",
+                    "action", "template", "decision", "reason", "assignee_ref", "manager_name", "manager_email",
+                    "manager_phone")
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
                  "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
@@ -240,6 +247,28 @@ def _take(values: pd.Series, indices: np.ndarray):
             return arr.to_numpy()[indices]
         return take(arr.to_numpy(), indices, allow_fill=True)
     return arr.take(indices, allow_fill=True)
+
+
+def _take_category(values: pd.Series, indices: np.ndarray) -> pd.Categorical:
+    """`_take` as a categorical of the text: the distinct values sorted as categories, a code
+    per index (-1, or a missing value, a missing one)."""
+    codes, categories = pd.factorize(values, sort=True)
+    codes = np.append(codes, -1)[indices]
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories, dtype="str")),
+                                     validate=False)
+
+
+def _taker(col: str):
+    return _take_category if col in CATEGORY_COLUMNS else _take
+
+
+def plain_text(plan: pd.DataFrame) -> pd.DataFrame:
+    """The plan (or some of its rows) with its categorical columns as text again, as every
+    consumer outside the plan expects (comparisons, fills and concatenations with text)."""
+    cats = [c for c in plan.columns if isinstance(plan[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return plan
+    return plan.assign(**{c: plan[c].astype("str").where(plan[c].notna(), None) for c in cats})
 
 
 def _steps_frame(policy: Policy) -> pd.DataFrame:
@@ -419,9 +448,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         taking = {}
         for col in PLAN_COLUMNS:
             if col in docs.columns and col != "manager_name":  # looked up again below
-                taking[col] = pool.submit(_take, docs[col], di)
+                taking[col] = pool.submit(_taker(col), docs[col], di)
             elif col in ("step_id", "action", "template"):
-                taking[col] = pool.submit(_take, steps[col], si)
+                taking[col] = pool.submit(_taker(col), steps[col], si)
         no_step = si < 0
         n_docs = len(docs)
 
@@ -515,11 +544,11 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         default, by_org = policy.senders.default, policy.senders.by_organization
         senders = np.array([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype=object)
 
-        taking["assignee_ref"] = pool.submit(_take, pd.concat([manager_ref, main_ref], ignore_index=True),
+        taking["assignee_ref"] = pool.submit(_take_category, pd.concat([manager_ref, main_ref], ignore_index=True),
                                              assignee_at)
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
                              ("manager_phone", "phone")):
-            taking[col] = pool.submit(_take, mgrs[source], contact_mgr)
+            taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
         taking["target"] = pool.submit(_take, target_from, target_at)
         out = {}
         for col in ("step_rank", "deadline_business_days"):  # Int64 built from numpy: no masked take
@@ -545,8 +574,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         capped = (code < 0) & ~no_step & (cap >= 0)
         code[capped] = _CAP_CODES[cap[capped]]
         code[(code < 0) & ~no_step] = _REASON_CODE["due"]
-        out["decision"] = _take(_DECISION_NAMES, code)
-        out["reason"] = _take(_REASON_NAMES, code)
+        out["decision"] = _take_category(_DECISION_NAMES, code)
+        out["reason"] = _take_category(_REASON_NAMES, code)
         out.update({col: job.result() for col, job in taking.items()})
     plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
     rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
