@@ -83,13 +83,15 @@ _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 _PAIR_TABLE_LIMIT = 1 << 24
 #: the document columns the plan reads (the output's, manager_name aside, and the checks')
 _DOC_READS = {*PLAN_COLUMNS, "manager_ref", "main_manager_ref", "contract_debt"} - {"manager_name"}
-#: plan columns of few distinct values (organizations, settlement, pools, steps, managers, decisions):
-#: categories, one small integer code per candidate instead of a copy of the text (at a million
-#: open documents the plan's 4.6M rows held ~2 GB of such copies). Sorted categories, so sorting
-#: by them is the text's order; `plain_text` turns them back into text where rows leave the plan.
-CATEGORY_COLUMNS = ("legal_form", "organization_ref", "organization_name", "settlement", "pool", "step_id",
-                    "action", "template", "decision", "reason", "assignee_ref", "manager_name", "manager_email",
-                    "manager_phone")
+#: plan columns with far fewer distinct values than rows (partners, contracts, organizations,
+#: settlement, pools, steps, managers, targets, decisions): categories, one small integer code per
+#: candidate instead of a copy of the text (at a million open documents the plan's 4.6M rows held
+#: ~3 GB of such copies). Sorted categories, so sorting by them is the text's order; `plain_text`
+#: turns them back into text where rows leave the plan. The documents' own references and
+#: numbers (one per document) stay text.
+CATEGORY_COLUMNS = ("partner_ref", "partner_name", "legal_form", "organization_ref", "organization_name",
+                    "contract_ref", "settlement", "pool", "step_id", "action", "template", "decision", "reason",
+                    "target", "assignee_ref", "manager_name", "manager_email", "manager_phone")
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
                  "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
@@ -549,7 +551,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
                              ("manager_phone", "phone")):
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
-        taking["target"] = pool.submit(_take, target_from, target_at)
+        taking["target"] = pool.submit(_take_category, target_from, target_at)
         out = {}
         for col in ("step_rank", "deadline_business_days"):  # Int64 built from numpy: no masked take
             per_step = pd.array(steps[col], dtype="Int64")
