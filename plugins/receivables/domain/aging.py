@@ -158,9 +158,14 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     # to report; here the first row wins)
     named = np.flatnonzero(obj >= 0)
     own = np.zeros(len(orders), dtype=bool)
-    same = pc.equal(arrow_str(objects["object_ref"]).take(pa.array(obj[named])),
-                    arrow_str(orders["document_ref"]).take(pa.array(named)))
-    own[named] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    object_key, document_key = frame_keys(objects, "object_ref"), frame_keys(orders, "document_ref")
+    if object_key is not None and document_key is not None:  # one numbering (`with_keys`)
+        named_object = object_key[obj[named]]
+        own[named] = (named_object >= 0) & (named_object == document_key[named])
+    else:
+        same = pc.equal(arrow_str(objects["object_ref"]).take(pa.array(obj[named])),
+                        arrow_str(orders["document_ref"]).take(pa.array(named)))
+        own[named] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     on_shared = ~own & (at >= 0)
     counts = np.bincount(at[on_shared], minlength=n_codes + 1)
     # an order alone on an object it does not name (old data) also simply takes it all

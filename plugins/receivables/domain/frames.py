@@ -248,9 +248,10 @@ def strictly_ascending(values) -> bool:
 
 #: the reference columns normalise numbers with integer keys (`with_keys`), by what they name:
 #: those aging joins millions of rows on — orders to their stages, orders and payment lines to
-#: settlement objects. Keys of one domain are comparable; across domains they mean nothing.
+#: settlement objects, an order to the object settled by it (its own object names it).
+#: Keys of one domain are comparable; across domains they mean nothing.
 KEYED: dict[str, tuple[tuple[str, str], ...]] = {
-    "document": (("orders", "document_ref"), ("stages", "document_ref")),
+    "document": (("orders", "document_ref"), ("stages", "document_ref"), ("settlement_objects", "object_ref")),
     "settlement": (("orders", "settlement_ref"), ("settlement_objects", "settlement_ref"),
                    ("payments", "settlement_ref")),
 }
