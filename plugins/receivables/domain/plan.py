@@ -81,8 +81,6 @@ _CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
 _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 #: largest table of key combinations `_pairs_in` builds (bytes); beyond it, it sorts
 _PAIR_TABLE_LIMIT = 1 << 24
-#: the document columns the plan reads (the output's, manager_name aside, and the checks')
-_DOC_READS = {*PLAN_COLUMNS, "manager_ref", "main_manager_ref", "contract_debt"} - {"manager_name"}
 #: plan columns with far fewer distinct values than rows (partners, contracts, organizations,
 #: settlement, pools, steps, managers, targets, decisions): categories, one small integer code per
 #: candidate instead of a copy of the text (at a million open documents the plan's 4.6M rows held
@@ -428,21 +426,17 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     at = positions(distinct, partners["partner_ref"])[partner_code]
     docs = aging.reset_index(drop=True).assign(
         legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
-    # documents in output order up front: the final sort is (almost) a no-op, and every
-    # candidate reads its document's columns in sequence (at a million documents, gathers
-    # in aging's reference order jump across hundreds of megabytes)
+    # candidates come in output order (documents by date and number): the final sort is (almost)
+    # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
+    # so reordering every document column first no longer pays for itself
     doc_order, doc_rank = _document_order(docs)
-    doc_code = _codes(docs["document_ref"])  # before reordering: cheap in aging's reference order
-    if not np.array_equal(doc_order, np.arange(len(docs))):
-        docs = pd.DataFrame({col: _take(docs[col], doc_order) for col in docs.columns if col in _DOC_READS},
-                            copy=False)
-        doc_rank, doc_code, partner_code = doc_rank[doc_order], doc_code[doc_order], partner_code[doc_order]
+    doc_code = _codes(docs["document_ref"])  # cheap in aging's reference order
     pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
     docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
     doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
     steps = _steps_frame(policy)
 
-    di, si = _expand_index(docs["pool"], steps["pool"], np.arange(len(docs)))
+    di, si = _expand_index(docs["pool"], steps["pool"], doc_order)
     # the output's columns are taken in worker threads (Arrow's take releases the GIL) while
     # this thread settles the reasons: the documents' and steps' columns from here on (their
     # positions no longer change; a third off the takes on 2 cores), the targets' once known
@@ -509,7 +503,12 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         rank = steps["step_rank"].to_numpy(dtype="int64")
         # per (document, action) the latest due day, then the highest rank, then the first
         # candidate: candidates come document by document, so the sort is nearly linear
-        document = di[rows] if _distinct(doc_code) else doc_code[di[rows]]
+        if _distinct(doc_code):  # each document's place in the output: ascending along the candidates
+            doc_place = np.empty(len(doc_order), dtype="int64")
+            doc_place[doc_order] = np.arange(len(doc_order))
+            document = doc_place[di[rows]]
+        else:
+            document = doc_code[di[rows]]
         action = _codes(steps["action"])[si[rows]]
         order = lexsort((-rank[si[rows]], _descending(due_day[rows]), action, document))
         document, action = document[order], action[order]
