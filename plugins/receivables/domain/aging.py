@@ -308,11 +308,17 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     keep = (outstanding > 0) & is_live[rows]
     if not keep.any():
         return empty_aging()
-    orders = frames["orders"][_ORDER_COLUMNS].take(rows[keep]).reset_index(drop=True)
+    # the snapshot's rows in reference order from the start: every column below is then built
+    # in place, where sorting the finished snapshot took all of its columns once more
+    pick = np.flatnonzero(keep)
+    refs = arrow_str(frames["orders"]["document_ref"]).take(pa.array(rows[pick]))
+    if not strictly_ascending(refs):
+        pick = pick[pc.sort_indices(refs).to_numpy()]
+    orders = frames["orders"][_ORDER_COLUMNS].take(rows[pick]).reset_index(drop=True)
     orders["amount"] = orders["amount"].astype("int64")
-    orders["paid"] = paid[keep]
-    orders["outstanding"] = outstanding[keep]
-    orders["due_date"] = cal.roll_forward(pd.Series(raw_due[keep]).astype("datetime64[s]"))
+    orders["paid"] = paid[pick]
+    orders["outstanding"] = outstanding[pick]
+    orders["due_date"] = cal.roll_forward(pd.Series(raw_due[pick]).astype("datetime64[s]"))
 
     as_of_ts = pd.Timestamp(as_of).as_unit("s")
     days = (as_of_ts - orders["due_date"]).dt.days.astype("int64")
@@ -354,7 +360,4 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     out["manager_name"] = lookup(out["manager_ref"], mgrs["manager_name"])
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")
-    out = out[AGING_COLUMNS]
-    if strictly_ascending(out["document_ref"]):
-        return out  # already in reference order: sorting would only find that out, at the cost of a string sort
-    return out.sort_values("document_ref", ignore_index=True)
+    return out[AGING_COLUMNS]

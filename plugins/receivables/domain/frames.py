@@ -237,10 +237,12 @@ def lexsort(keys):
 
 
 def strictly_ascending(values) -> bool:
-    """Whether the text `values` are strictly ascending in byte order (so also distinct), in one pass."""
+    """Whether the text `values` (or an Arrow array of text) are strictly ascending in byte order
+    (so also distinct), in one pass."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = arrow_str(values)
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else arrow_str(values)
     return len(arr) > 1 and bool(pc.all(pc.less(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py())
 
 
