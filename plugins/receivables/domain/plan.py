@@ -81,13 +81,12 @@ _CAPS = pd.Series(["contact_limit_230fz", "quiet_hours_230fz"], dtype="str")
 _CAP_CODES = np.array([_REASON_CODE[name] for name in _CAPS], dtype="int64")
 #: largest table of key combinations `_pairs_in` builds (bytes); beyond it, it sorts
 _PAIR_TABLE_LIMIT = 1 << 24
-#: plan columns with far fewer distinct values than rows (partners, contracts, organizations,
-#: settlement, pools, steps, managers, targets, decisions): categories, one small integer code per
-#: candidate instead of a copy of the text (at a million open documents the plan's 4.6M rows held
-#: ~3 GB of such copies). Sorted categories, so sorting by them is the text's order; `plain_text`
-#: turns them back into text where rows leave the plan. The documents' own references and
-#: numbers (one per document) stay text.
-CATEGORY_COLUMNS = ("partner_ref", "partner_name", "legal_form", "organization_ref", "organization_name",
+#: the plan's text columns, each with far fewer distinct values than rows (a document has a row
+#: per step; partners, organizations, steps, managers and decisions repeat far more): categories,
+#: one integer code per candidate instead of a copy of the text (at a million open documents the
+#: plan's 4.6M rows held ~3 GB of such copies). Sorted categories, so sorting by them is the text's
+#: order; `plain_text` turns them back into text where rows leave the plan.
+CATEGORY_COLUMNS = ("document_ref", "document_number", "partner_ref", "partner_name", "legal_form", "organization_ref", "organization_name",
                     "contract_ref", "settlement", "pool", "step_id", "action", "template", "decision", "reason",
                     "target", "assignee_ref", "manager_name", "manager_email", "manager_phone")
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
