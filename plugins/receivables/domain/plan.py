@@ -250,9 +250,15 @@ def _take(values: pd.Series, indices: np.ndarray):
 
 def _take_category(values: pd.Series, indices: np.ndarray) -> pd.Categorical:
     """`_take` as a categorical of the text: the distinct values sorted as categories, a code
-    per index (-1, or a missing value, a missing one)."""
-    codes, categories = pd.factorize(values, sort=True)
-    codes = np.append(codes, -1)[indices]
+    per index (-1, or a missing value, a missing one). Text already strictly ascending (the
+    documents' references in aging's order) is its own categories; the codes are gathered in
+    the smallest integer type that holds them, as pandas keeps them."""
+    if isinstance(values.array, pd.arrays.ArrowStringArray) and not values.hasnans and strictly_ascending(values):
+        codes, categories = np.arange(len(values)), values.array
+    else:
+        codes, categories = pd.factorize(values, sort=True)
+    small = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(categories) < np.iinfo(t).max)
+    codes = np.append(codes.astype(small, copy=False), -1)[indices]
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories, dtype="str")),
                                      validate=False)
 
