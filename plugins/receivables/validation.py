@@ -132,6 +132,11 @@ def run_checks(frames: Mapping[str, pd.DataFrame], checks: list[Check]) -> Valid
     return report
 
 
+def _key_count(*keys: np.ndarray) -> int:
+    """How many keys of one numbering the arrays can name (0 .. the largest; -1 is none)."""
+    return int(max(k.max(initial=-1) for k in keys)) + 1
+
+
 def _sums(keys: np.ndarray, amounts: pd.Series, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(per key 0..size-1: the sum of the amounts present, as float64, exact for kopecks below
     2**53; whether any amount was present) — a groupby-sum with min_count=1; key -1 is none."""
@@ -148,8 +153,9 @@ def _for_gx(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     GX hashes every column of a batch, and its between-check calls a Python function per
     value unless the column is numpy int/float or datetime64[ns] (100k open documents: 5.4 s
     of the gate). Nullable integers (kopecks) become int64, or float64 when some are missing
-    (exact below 2**53, missing as NaN, still null to GX); dates become datetime64[ns] when every one fits in its range (the
-    absurd years the gate exists to catch keep the slow, exact path)."""
+    (exact below 2**53, missing as NaN, still null to GX); dates become datetime64[ns] when
+    every one fits in its range (the absurd years the gate exists to catch keep the slow,
+    exact path)."""
     out = {}
     for col in dict.fromkeys(columns):
         s = df[col]
@@ -229,8 +235,7 @@ def extract_checks(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date
     keyed = with_keys(frames)
     order_key = keyed["orders"]["document_key"].to_numpy()
     stage_key = keyed["stages"]["document_key"].to_numpy()
-    total, has_total = _sums(stage_key, stages["amount"], int(max(order_key.max(initial=-1),
-                                                                 stage_key.max(initial=-1))) + 1)
+    total, has_total = _sums(stage_key, stages["amount"], _key_count(order_key, stage_key))
     has_stages = np.zeros(len(has_total) + 1, dtype=bool)  # last entry: no reference, never grouped
     has_stages[stage_key[stage_key >= 0]] = True
     with_stages = np.flatnonzero(has_stages[order_key])
@@ -242,16 +247,14 @@ def extract_checks(frames: Mapping[str, pd.DataFrame], *, as_of: dt.date
                            "payment schedule stages do not sum to the order amount"))
     # an order settled by itself cannot have received more than its amount
     objects = keyed["settlement_objects"]
-    own = objects.loc[objects["object_ref"].notna(), ["settlement_key", "object_ref"]]
-    settled = keyed["orders"][["settlement_key", "document_ref", "document_number", "amount"]]
+    own = objects.loc[objects["object_key"].ge(0), ["settlement_key", "object_key"]]
+    settled = keyed["orders"][["settlement_key", "document_key", "document_number", "amount"]]
     self_settled = settled.merge(own, on="settlement_key", how="inner")  # then the object must be the order
-    self_settled = self_settled.loc[
-        self_settled["document_ref"].eq(self_settled["object_ref"]).to_numpy(dtype=bool, na_value=False)]
+    self_settled = self_settled.loc[self_settled["document_key"].eq(self_settled["object_key"])]
     pay_key = keyed["payments"]["settlement_key"].to_numpy()
-    paid, _ = _sums(pay_key, payments["amount"], int(max(pay_key.max(initial=-1),
-                                                         self_settled["settlement_key"].max() if len(self_settled)
-                                                         else -1)) + 1)
-    received = np.append(np.nan_to_num(paid), 0)[self_settled["settlement_key"].to_numpy()]  # -1: the last, 0
+    settle_key = self_settled["settlement_key"].to_numpy()
+    paid, _ = _sums(pay_key, payments["amount"], _key_count(pay_key, settle_key))
+    received = np.append(paid, 0)[settle_key]  # key -1: the last entry, nothing received
     data["order_payments"] = _flag(self_settled, "document_number", "payments_within_amount",
                                    pd.Series(received <= self_settled["amount"].to_numpy(dtype="float64",
                                                                                          na_value=np.nan)))

@@ -135,18 +135,25 @@ def _canonical_refs(arr: pa.ChunkedArray) -> pa.ChunkedArray | None:
     return pa.chunked_array(chunks, type=arr.type)
 
 
-def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
-    validity, offsets_buf, data_buf = chunk.buffers()
+def _text_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the chunk's value offsets, int64, len + 1; the bytes they point into, from the first
+    value's start) — a string or large_string chunk's buffers, without copying them."""
+    _, offsets_buf, data_buf = chunk.buffers()
     width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
-    if not len(chunk):
-        return chunk
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
     data = (np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
             else np.empty(0, dtype=np.uint8))
+    return offsets - offsets[0], data
+
+
+def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
+    if not len(chunk):
+        return chunk
+    offsets, data = _text_buffers(chunk)
     if _changes_under_ref(data):
         return None
     length = np.diff(offsets)
-    first = data[np.minimum(offsets[:-1] - offsets[0], len(data) - 1)] if len(data) else np.zeros(len(chunk), np.uint8)
+    first = data[np.minimum(offsets[:-1], len(data) - 1)] if len(data) else np.zeros(len(chunk), np.uint8)
     shaped = (length == 0) | ((length == 4) & (first == ord("n"))) | ((length == 36) & (first == ord("0")))
     maybe = np.flatnonzero(shaped)
     if not len(maybe):
@@ -158,6 +165,7 @@ def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
     valid[chunk.offset:] = chunk.is_valid().to_numpy(zero_copy_only=False)
     valid[chunk.offset + maybe[empty]] = False
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    _, offsets_buf, data_buf = chunk.buffers()
     return pa.Array.from_buffers(chunk.type, len(chunk), [bitmap, offsets_buf, data_buf], offset=chunk.offset)
 
 
@@ -259,17 +267,14 @@ def _may_end_in_space(chunk: pa.Array) -> bool:
     whose byte before the last is one of a White_Space character's (conservative)."""
     if not len(chunk):
         return False
-    _, offsets_buf, data_buf = chunk.buffers()
-    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
-    if data_buf is None or offsets[-1] == offsets[0]:
-        return False
-    data = np.frombuffer(data_buf, dtype=np.uint8)
+    offsets, data = _text_buffers(chunk)
     ends = offsets[1:][offsets[1:] > offsets[:-1]]  # non-empty values (nulls hold no bytes)
+    if not len(ends):
+        return False
     last = data[ends - 1]
     if (last <= 0x20).any():
         return True
-    wide = ends[(last >= 0x80) & (ends - 2 >= offsets[0])]
+    wide = ends[(last >= 0x80) & (ends >= 2)]
     return bool(np.isin(data[wide - 2], _SPACE_PENULTIMATE).any())
 
 

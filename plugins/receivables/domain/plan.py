@@ -86,9 +86,10 @@ _PAIR_TABLE_LIMIT = 1 << 24
 #: one integer code per candidate instead of a copy of the text (at a million open documents the
 #: plan's 4.6M rows held ~3 GB of such copies). Sorted categories, so sorting by them is the text's
 #: order; `plain_text` turns them back into text where rows leave the plan.
-CATEGORY_COLUMNS = ("document_ref", "document_number", "partner_ref", "partner_name", "legal_form", "organization_ref", "organization_name",
-                    "contract_ref", "settlement", "pool", "step_id", "action", "template", "decision", "reason",
-                    "target", "assignee_ref", "manager_name", "manager_email", "manager_phone")
+CATEGORY_COLUMNS = ("document_ref", "document_number", "partner_ref", "partner_name", "legal_form",
+                    "organization_ref", "organization_name", "contract_ref", "settlement", "pool", "step_id",
+                    "action", "template", "decision", "reason", "target", "assignee_ref", "manager_name",
+                    "manager_email", "manager_phone")
 _STEP_COLUMNS = ["pool", "step_id", "step_rank", "action", "anchor", "offset", "unit", "require_pct",
                  "require_min", "catch_up_days", "template", "assignee", "deadline_business_days"]
 
@@ -419,7 +420,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
 
     Candidates are carried as integer positions (`di`: the document's row, `si`: the
     step's row or -1) and every check runs on document- or step-level arrays taken at
-    those positions; each output string column is built once, by one take, at the end.
+    those positions; each output column is built once, at the end: text as categories
+    (`CATEGORY_COLUMNS`, one code per candidate), numbers by one take.
     """
     cal = get_calendar()
     partners = frames["partners"][["partner_ref", "legal_form", "main_manager_ref"]].drop_duplicates("partner_ref")
@@ -442,9 +444,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     steps = _steps_frame(policy)
 
     di, si = _expand_index(docs["pool"], steps["pool"], doc_order)
-    # the output's columns are taken in worker threads (Arrow's take releases the GIL) while
-    # this thread settles the reasons: the documents' and steps' columns from here on (their
-    # positions no longer change; a third off the takes on 2 cores), the targets' once known
+    # the output's columns are built in worker threads (factorizing and gathering codes in C,
+    # which releases the GIL) while this thread settles the reasons: the documents' and steps'
+    # columns from here on (their positions no longer change), the targets' once known
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
         taking = {}
         for col in PLAN_COLUMNS:
