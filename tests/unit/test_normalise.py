@@ -80,6 +80,24 @@ def test_raw_frames_normalise_exactly_like_row_lists():
     _frames_equal(normalise(frames), normalise(raw))
 
 
+def test_raw_frame_text_columns_are_one_contiguous_array():
+    """Pages' text becomes one buffer per column (not one per page, scattered among freed
+    page memory), nulls and empty pages included."""
+    import pyarrow as pa
+
+    from receivables.onec.client import frame_from_pages
+
+    pages = [[{"Ref_Key": f"k{i}", "Description": None if i % 3 else f"имя {i}"} for i in range(j, j + 4)]
+             for j in range(0, 12, 4)] + [[]]
+    df, _ = frame_from_pages(pages, ["Ref_Key", "Description"], ["Ref_Key"])
+    for col in df.columns:
+        arr = df[col].array._pa_array
+        assert arr.num_chunks == 1 and arr.type == pa.large_string()
+    assert df["Ref_Key"].tolist() == [f"k{i}" for i in range(12)]
+    assert df["Description"].isna().tolist() == [bool(i % 3) for i in range(12)]
+    assert df["Description"].iloc[3] == "имя 3"
+
+
 def test_raw_frames_keep_odd_values_for_the_gate_as_row_lists_do():
     """Money as text, a page of integers then a page of floats, mixed types, an all-missing
     field and a field 1C left out: the frame path gives the same frames as the rows path."""
