@@ -71,6 +71,64 @@ def test_frames_with_every_key_are_kept_and_a_missing_key_renumbers_all():
             assert again[name][key_column(col)].tolist() == keyed[name][key_column(col)].tolist()
 
 
+#: text near canonical GUID text: each must be numbered as text (upper-case digits, a dash moved or
+#: replaced,
+#: a non-hex letter, one byte short or long, Cyrillic, empty and 'none'); the empty GUID is a GUID
+ODD_REFS = ["B1C89D94-cb6a-11e6-aede-5404a6b4b8ed", "b1c89d94c-b6a-11e6-aede-5404a6b4b8ed",
+            "b1c89d94acb6a-11e6-aede-5404a6b4b8ed",
+            "g1c89d94-cb6a-11e6-aede-5404a6b4b8ed", "b1c89d94-cb6a-11e6-aede-5404a6b4b8e",
+            "b1c89d94-cb6a-11e6-aede-5404a6b4b8ed0", "б1c89d94-cb6a-11e6-aede-5404a6b4b8e", "", "none",
+            "ref-1"]
+
+
+def _arrow_chunks(values: list, cuts: list[int], large: bool) -> list:
+    import pyarrow as pa
+
+    kind = pa.large_string() if large else pa.string()
+    whole = pa.array(values, type=kind)
+    bounds = sorted({0, len(values), *(c for c in cuts if c <= len(values))})
+    return [whole.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)] or [whole]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_ref | st.sampled_from([*GUIDS[:2], "00000000-0000-0000-0000-000000000000"]), max_size=40),
+       odd=st.none() | st.sampled_from(ODD_REFS),
+       where=st.integers(0, 40), cuts=st.lists(st.integers(0, 40), max_size=3), large=st.booleans())
+def test_guid_keys_number_like_arrow_and_decline_what_is_not_canonical_guid_text(values, odd, where, cuts, large):
+    """The compiled numbering gives Arrow's dictionary encoding exactly (first appearance,
+    nulls -1) on sliced chunks of either string type, and declines (None, so the text is
+    hashed) as soon as one value is not lower-case GUID text."""
+    import pyarrow as pa
+
+    from receivables.domain.guid_keys import available, guid_keys
+
+    assert available()  # numba is a requirement: the fast path is what runs
+    if odd is not None:
+        values = values[:where] + [odd] + values[where:]
+    chunks = _arrow_chunks(values, cuts, large)
+    got = guid_keys(chunks)
+    if odd is not None:
+        assert got is None
+        return
+    want = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
+    assert got.tolist() == want.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(keys=st.lists(_ref | st.sampled_from(ODD_REFS[:1]), max_size=20), index=st.lists(_ref, max_size=6))
+def test_positions_of_guid_text_equal_arrow_index_in(keys, index):
+    """`positions` numbers canonical GUID text instead of hashing it: the same positions as
+    Arrow's index_in (the first of repeated entries; missing finds missing), also when an
+    odd value sends it down the text path."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    got = positions(_column(keys, 2), _column(index, 1))
+    want = pc.index_in(pa.array(keys, pa.large_string()), value_set=pa.array(index, pa.large_string()),
+                       skip_nulls=False).fill_null(-1).to_numpy(zero_copy_only=False)
+    assert got.tolist() == want.tolist()
+
+
 @settings(max_examples=100, deadline=None)
 @given(keys=st.lists(st.integers(-1, 8), max_size=20), index=st.lists(st.integers(-1, 8), max_size=12))
 def test_key_positions_find_what_positions_finds_on_the_text(keys, index):

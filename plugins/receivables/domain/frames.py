@@ -169,9 +169,17 @@ def positions(keys, index):
     """Position of each of `keys` in the unique string `index` (-1 when absent); a missing
     key matches a missing index entry, as pandas' `get_indexer` does."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    pos = pc.index_in(arrow_str(keys), value_set=arrow_str(index), skip_nulls=False)
+    from receivables.domain.guid_keys import guid_keys
+
+    keys, index = arrow_str(keys), arrow_str(index)
+    chunks = [c for arr in (index, keys) for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])]
+    codes = guid_keys(chunks)  # references: numbered together, then found by array indexing
+    if codes is not None:
+        return key_positions(codes[len(index):], codes[:len(index)])
+    pos = pc.index_in(keys, value_set=index, skip_nulls=False)
     return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
 
 
@@ -264,11 +272,27 @@ def key_column(ref_column: str) -> str:
     return ref_column.removesuffix("_ref") + "_key"
 
 
-def _numbering(columns) -> list:
-    """One dictionary encoding of the reference text `columns` together: each one's int64 keys
-    (equal references, equal keys; a missing one -1)."""
+def text_buffers(chunk) -> tuple:
+    """(the chunk's value offsets, int64, len + 1, from 0; the bytes they point into, from the
+    first value's start) — a string or large_string chunk's buffers, without copying them."""
     import numpy as np
     import pyarrow as pa
+
+    _, offsets_buf, data_buf = chunk.buffers()
+    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+    data = (np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
+            else np.empty(0, dtype=np.uint8))
+    return offsets - offsets[0], data
+
+
+def _numbering(columns) -> list:
+    """One dictionary encoding of the reference text `columns` together: each one's int64 keys
+    (equal references, equal keys; a missing one -1; numbered in order of first appearance)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from receivables.domain.guid_keys import guid_keys
 
     chunks = []
     for values in columns:
@@ -276,9 +300,11 @@ def _numbering(columns) -> list:
         chunks += arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     if not chunks:
         return [np.empty(0, dtype="int64") for _ in columns]
-    # combine_chunks unifies the chunks' dictionaries: one numbering for all
-    codes = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
-    codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
+    codes = guid_keys(chunks)  # GUID text as numbers: several times faster than hashing text
+    if codes is None:
+        # combine_chunks unifies the chunks' dictionaries: one numbering for all
+        codes = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
+        codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
     bounds = np.cumsum([0, *(len(v) for v in columns)])
     return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
