@@ -3,23 +3,25 @@
 Numbering millions of references is hashing 36-byte strings: Arrow's dictionary encoding
 (and pandas' factorize) spend ~300-400 ns a value at 8M values on a 2-core worker, two
 cache misses each (the slot, then the stored text to compare). Canonical GUID text is a
-128-bit number: parsed in one sequential pass (~20 ns a value), the numbers go into an
-open-addressing table of numbers, one miss a value. The keys are those of Arrow's
-dictionary encoding exactly (first appearance order, nulls -1), which is what the callers
-fall back to when numba is missing or some text is not canonical GUID text.
+128-bit number: parsed in one sequential pass (~20-40 ns a value), the numbers go into an
+open-addressing table of numbers. The keys are those of Arrow's dictionary encoding exactly
+(first appearance order, nulls -1), which is what the callers fall back to: when numba is
+missing, when some text is not canonical GUID text, and below `MIN_VALUES`.
 
-Compiled code is cached beside this file (numba's ``cache=True``), so a task process
-loads it in milliseconds; the first process on a machine compiles (~1 s).
+Compiled code is cached beside this file (numba's ``cache=True``); still, a process pays
+~1.2 s the first time it uses it (importing numba, loading the code), so small inputs, where
+Arrow takes a fraction of that, never load it.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is in requirements.txt; the callers fall back
-    njit = None
+#: values per call below which Arrow's hashing (~0.3 s at a million) beats loading the
+#: compiled code into a fresh task process
+MIN_VALUES = 1_000_000
 
 #: hex digit values of the bytes of canonical GUID text; 0xFF: not a lower-case hex digit
 _HEX = np.full(256, 0xFF, dtype=np.uint8)
@@ -102,24 +104,42 @@ def _number(words, valid, keys):  # pragma: no cover - compiled
     return count
 
 
-if njit is not None:
-    _parse = njit(nogil=True, cache=True)(_parse)
-    _number = njit(nogil=True, cache=True)(_number)
+_compiled: list = []
+_compiling = threading.Lock()
+
+
+def _kernels():
+    """(parse, number) compiled on first use (loaded from numba's cache when it has them), or
+    None when numba is missing."""
+    with _compiling:
+        if not _compiled:
+            try:
+                from numba import njit
+            except ImportError:  # pragma: no cover - numba is in requirements.txt
+                _compiled.append(None)
+            else:
+                _compiled.append((njit(nogil=True, cache=True)(_parse), njit(nogil=True, cache=True)(_number)))
+        return _compiled[0]
 
 
 def available() -> bool:
-    return njit is not None
+    return _kernels() is not None
 
 
-def guid_keys(chunks) -> np.ndarray | None:
+def guid_keys(chunks, *, min_values: int | None = None) -> np.ndarray | None:
     """int64 keys of the text `chunks` (Arrow string or large_string arrays) numbered
-    together: equal text, equal key; null -1; in order of first appearance. None when numba
-    is missing or some non-null value is not canonical (lower-case) GUID text."""
+    together: equal text, equal key; null -1; in order of first appearance. None (hash the
+    text instead) for fewer than `min_values` values (`MIN_VALUES`), when numba is missing,
+    or when some non-null value is not canonical (lower-case) GUID text."""
     from receivables.domain.frames import text_buffers
 
-    if njit is None:
-        return None
     n = sum(len(c) for c in chunks)
+    if n < (MIN_VALUES if min_values is None else min_values):
+        return None
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    parse, number = kernels
     words = np.empty((n, 2), dtype=np.uint64)  # invalid rows are never read
     valid = np.empty(n, dtype=np.bool_)
     start = 0
@@ -127,9 +147,9 @@ def guid_keys(chunks) -> np.ndarray | None:
         end = start + len(chunk)
         valid[start:end] = chunk.is_valid().to_numpy(zero_copy_only=False)
         offsets, data = text_buffers(chunk)
-        if len(chunk) and not _parse(data, offsets, valid[start:end], _HEX, words[start:end]):
+        if len(chunk) and not parse(data, offsets, valid[start:end], _HEX, words[start:end]):
             return None
         start = end
     keys = np.empty(n, dtype=np.int64)
-    _number(words, valid, keys)
+    number(words, valid, keys)
     return keys
