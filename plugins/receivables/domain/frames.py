@@ -311,8 +311,9 @@ def _numbering(columns) -> list:
 
 def with_keys(frames):
     """`frames` with the `KEYED` reference columns' integer keys beside them (``x_key`` for
-    ``x_ref``): each domain's columns numbered together by one hashing of their text, the two
-    domains side by side in threads (Arrow releases the GIL). Later steps join on the keys by
+    ``x_ref``): each domain's columns numbered together in one pass (`_numbering`: GUID text
+    as 128-bit numbers at scale, else one hashing of the text), the two domains side by side in
+    threads (Arrow and the compiled numbering release the GIL). Later steps join on the keys by
     indexing an array, where each join on the text would hash the GUIDs again. Frames that
     have every key already are returned as they are (so frames put together from different
     extracts must drop their keys first); otherwise every key is numbered anew. The frames
