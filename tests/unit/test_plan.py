@@ -253,7 +253,8 @@ def test_plan_rows_are_ordered_by_date_number_and_step_with_repeated_numbers_int
 @pytest.mark.parametrize("repeat_a_document", [False, True])
 def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_document):
     # `_in_register` marks (document, step) pairs in a documents x steps table when documents are
-    # distinct, else matches each candidate's keys; both must give the same answer
+    # distinct (rows by document, or by place in the documents' order), else matches each
+    # candidate's keys; all must give the same answer
     import numpy as np
 
     from receivables.domain.plan import _codes, _in_register, _pairs_in, _with_missing
@@ -264,15 +265,18 @@ def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_docum
         refs[5] = refs[4]
     doc_refs = pd.Series(refs, dtype="str")
     step_id = _with_missing(pd.Series(["s1", "s2", "s3"], dtype="str"))
-    di = rng.integers(0, len(refs), 300)
-    si = rng.integers(-1, 3, 300)
+    doc_order = rng.permutation(len(refs))  # candidates document by document, as _expand_index gives
+    counts = rng.integers(0, 14, len(refs))
+    di, place = np.repeat(doc_order, counts), np.repeat(np.arange(len(refs)), counts)
+    si = rng.integers(-1, 3, len(di))
     reg = pd.DataFrame({"document_ref": pd.Series([refs[i] for i in rng.integers(0, len(refs), 60)] + [gid("gone")],
                                                   dtype="str"),
                         "step_id": pd.Series([["s1", "s2", "s3", None][i] for i in rng.integers(0, 4, 61)], dtype="str")})
     got, again = _in_register(doc_refs, _codes(doc_refs), step_id, di, si, [reg, reg.iloc[::-1]])
+    by_place, _ = _in_register(doc_refs, _codes(doc_refs), step_id, di, si, [reg, reg], order=(doc_order, place))
     want = _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
     assert got.any() and not got.all()
-    assert np.array_equal(got, want) and np.array_equal(again, want)
+    assert np.array_equal(got, want) and np.array_equal(again, want) and np.array_equal(by_place, want)
 
 
 def test_few_valued_columns_are_sorted_categories_and_plain_text_gives_text_back():

@@ -148,14 +148,18 @@ def _distinct(doc_code: np.ndarray) -> bool:
 
 
 def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
-                 parts: list[pd.DataFrame]) -> list[np.ndarray]:
+                 parts: list[pd.DataFrame], *, order: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
     """For each register part (its document_ref and step_id), whether it holds each candidate's
     (document, step) (missing matches missing; `step_id` ends with the missing step of candidates
     without one, row -1).
 
     With distinct documents (`doc_code` as `_codes` gives) the parts' rows are found among the
     documents by one hashing of all their references and marked in a documents x steps table,
-    read once per candidate; otherwise `_pairs_in` matches every candidate's keys."""
+    read once per candidate; otherwise `_pairs_in` matches every candidate's keys. With `order`
+    (the documents' order and each candidate's place in it, as `_expand_index` gives) the table's
+    rows are the places, so that the candidates read it in order (at a million documents reading
+    it by document row waited on memory for every candidate)."""
     n_docs, n_steps = len(doc_refs), len(step_id)
     if not any(len(p) for p in parts):
         return [np.zeros(len(di), dtype=bool) for _ in parts]
@@ -164,6 +168,12 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
                 else np.zeros(len(di), dtype=bool) for p in parts]
     doc = positions(pd.concat([p["document_ref"].astype("str") for p in parts], ignore_index=True), doc_refs)
     step = positions(pd.concat([p["step_id"].astype("str") for p in parts], ignore_index=True), step_id)
+    rows = di
+    if order is not None:
+        doc_order, rows = order
+        place = np.empty(n_docs, dtype=np.intp)
+        place[doc_order] = np.arange(n_docs)
+        doc = np.where(doc >= 0, place[np.maximum(doc, 0)], -1)
     out, start = [], 0
     for p in parts:
         d, s = doc[start:start + len(p)], step[start:start + len(p)]
@@ -171,7 +181,7 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
         found = (d >= 0) & (s >= 0)
         table = np.zeros((n_docs, n_steps), dtype=bool)
         table[d[found], s[found]] = True
-        out.append(table[di, si])  # si -1: the last column, the missing step
+        out.append(table[rows, si])  # si -1: the last column, the missing step
     return out
 
 
@@ -209,10 +219,12 @@ def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidates of `docs.merge(steps, on="pool", how="left")` with the documents taken
-    in `doc_order`, as integer positions: (document row, step row or -1) of each candidate,
-    every document once per step of its pool (in policy order), or once without a step."""
+    in `doc_order`, as integer positions: (document row, step row or -1, the document's place
+    in `doc_order`) of each candidate, every document once per step of its pool (in policy
+    order), or once without a step. The places ascend along the candidates: per-document
+    tables indexed by place are read in order, where indexing by row jumps around."""
     names = pd.Index(pd.unique(step_pool))
     by_pool = [np.flatnonzero(step_pool.eq(name).to_numpy(dtype=bool)) for name in names]
     width = max([len(ix) for ix in by_pool], default=1)
@@ -225,7 +237,7 @@ def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarr
     di = np.repeat(doc_order, counts)
     within = np.arange(len(di)) - np.repeat(np.cumsum(counts) - counts, counts)
     si = table[np.repeat(pool, counts), within]
-    return di, si
+    return di, si, np.repeat(np.arange(len(doc_order)), counts)
 
 
 def _take(values: pd.Series, indices: np.ndarray):
@@ -443,7 +455,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
     steps = _steps_frame(policy)
 
-    di, si = _expand_index(docs["pool"], steps["pool"], doc_order)
+    di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
     # the output's columns are built in worker threads (factorizing and gathering codes in C,
     # which releases the GIL) while this thread settles the reasons: the documents' and steps'
     # columns from here on (their positions no longer change), the targets' once known
@@ -490,7 +502,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                                ["document_ref", "step_id", "target"]]
         # the sent steps, and the (document, step) pairs with a permanent refusal to some target
         # (which target is checked below, once targets are known, for those candidates only)
-        done, refused_pair = _in_register(docs["document_ref"], doc_code, step_id, di, si, [reg, refused])
+        done, refused_pair = _in_register(docs["document_ref"], doc_code, step_id, di, si, [reg, refused],
+                                          order=(doc_order, place))
         give(done, "already_done")
         as_of_ts = np.datetime64(as_of, "s")
         give(due_day > as_of_ts, "not_yet_due")
@@ -511,9 +524,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # per (document, action) the latest due day, then the highest rank, then the first
         # candidate: candidates come document by document, so the sort is nearly linear
         if _distinct(doc_code):  # each document's place in the output: ascending along the candidates
-            doc_place = np.empty(len(doc_order), dtype="int64")
-            doc_place[doc_order] = np.arange(len(doc_order))
-            document = doc_place[di[rows]]
+            document = place[rows]
         else:
             document = doc_code[di[rows]]
         action = _codes(steps["action"])[si[rows]]
