@@ -366,7 +366,10 @@ HISTORY = [
     "in numpy (slower than Arrow), slot tags and read-ahead in the table (no faster: each probe waits on "
     "memory), a table growing with the distinct values (slower at millions), sorting distinct document "
     "numbers instead of factorizing them, and numbering the plan's reference categories the same way "
-    "(no gain: the plan is CPU-bound across its three threads).",
+    "(no gain: the plan is CPU-bound across its three threads). The plan's table of registered "
+    "(document, step) pairs is indexed by each document's place in the output order, so the 4.6M "
+    "candidates read it in order instead of jumping across a million rows: 1M plan 8.6-8.9 -> 7.3-7.5 s "
+    "interleaved, identical plans.",
     "- **The gate** (not in the compute benchmark; 4.8 s of the end-to-end run at scale 1.0, ~30 s at 1M): "
     "GX's between-check called a Python function per value for nullable kopecks and datetime64[s] "
     "columns, and GX fingerprints every column of a batch; it now gets only the checked columns, kopecks "
