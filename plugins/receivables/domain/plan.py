@@ -149,9 +149,21 @@ def _distinct(doc_code: np.ndarray) -> bool:
     return int(doc_code.max(initial=-1)) + 1 == len(doc_code)
 
 
+def _register_rows(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, parts: list[pd.DataFrame]
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of all `parts`' references among the documents and among the steps (-1: absent),
+    for `_in_register`'s table, or None where it matches every candidate's keys instead. One
+    hashing that needs no candidate: the plan runs it beside the documents' sort."""
+    if not any(len(p) for p in parts) or not _distinct(doc_code) or len(doc_refs) * len(step_id) > 4 * _PAIR_TABLE_LIMIT:
+        return None
+    doc = positions(pd.concat([p["document_ref"].astype("str") for p in parts], ignore_index=True), doc_refs)
+    step = positions(pd.concat([p["step_id"].astype("str") for p in parts], ignore_index=True), step_id)
+    return doc, step
+
+
 def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
-                 parts: list[pd.DataFrame], *, order: tuple[np.ndarray, np.ndarray] | None = None
-                 ) -> list[np.ndarray]:
+                 parts: list[pd.DataFrame], *, order: tuple[np.ndarray, np.ndarray] | None = None,
+                 located: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
     """For each register part (its document_ref and step_id), whether it holds each candidate's
     (document, step) (missing matches missing; `step_id` ends with the missing step of candidates
     without one, row -1).
@@ -161,15 +173,17 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
     read once per candidate; otherwise `_pairs_in` matches every candidate's keys. With `order`
     (the documents' order and each candidate's place in it, as `_expand_index` gives) the table's
     rows are the places, so that the candidates read it in order (at a million documents reading
-    it by document row waited on memory for every candidate)."""
+    it by document row waited on memory for every candidate). `located` is what `_register_rows`
+    gave for the same arguments, when it ran already."""
     n_docs, n_steps = len(doc_refs), len(step_id)
     if not any(len(p) for p in parts):
         return [np.zeros(len(di), dtype=bool) for _ in parts]
-    if not _distinct(doc_code) or n_docs * n_steps > 4 * _PAIR_TABLE_LIMIT:
+    if located is None:
+        located = _register_rows(doc_refs, doc_code, step_id, parts)
+    if located is None:
         return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
                 else np.zeros(len(di), dtype=bool) for p in parts]
-    doc = positions(pd.concat([p["document_ref"].astype("str") for p in parts], ignore_index=True), doc_refs)
-    step = positions(pd.concat([p["step_id"].astype("str") for p in parts], ignore_index=True), step_id)
+    doc, step = located
     rows = di
     if order is not None:
         doc_order, rows = order
@@ -454,21 +468,34 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     at = positions(distinct, partners["partner_ref"])[partner_code]
     docs = aging.reset_index(drop=True).assign(
         legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
-    # candidates come in output order (documents by date and number): the final sort is (almost)
-    # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
-    # so reordering every document column first no longer pays for itself
-    doc_order, doc_rank = _document_order(docs)
     doc_code = _codes(docs["document_ref"])  # cheap in aging's reference order
-    pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
-    docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
-    doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
     steps = _steps_frame(policy)
+    step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
+    reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
+    refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
+                           & register["detail"].fillna("").str.startswith("permanent"),
+                           ["document_ref", "step_id", "target"]]
+    mgrs = frames["managers"].set_index("manager_ref")
+    manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
 
-    di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
-    # the output's columns are built in worker threads (factorizing and gathering codes in C,
-    # which releases the GIL) while this thread settles the reasons: the documents' and steps'
-    # columns from here on (their positions no longer change), the targets' once known
+    def managers_at() -> list[np.ndarray]:
+        return [positions(refs, mgrs.index) for refs in (manager_ref, main_ref, manager_ref.fillna(main_ref))]
+
+    # worker threads (hashing, factorizing and gathering in C, which releases the GIL) find what
+    # needs no candidate beside the documents' sort, then build the output's columns while this
+    # thread settles the reasons: the documents' and steps' columns as soon as the candidates are
+    # known, the targets' once known
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
+        located = pool.submit(_register_rows, docs["document_ref"], doc_code, step_id, [reg, refused])
+        managers = pool.submit(managers_at)
+        # candidates come in output order (documents by date and number): the final sort is (almost)
+        # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
+        # so reordering every document column first no longer pays for itself
+        doc_order, doc_rank = _document_order(docs)
+        pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
+        docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
+        doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
+        di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
         taking = {}
         for col in PLAN_COLUMNS:
             if col in docs.columns and col != "manager_name":  # looked up again below
@@ -510,15 +537,10 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                 hit &= ~no_step
             code[hit] = _REASON_CODE[name]
 
-        step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
-        reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
-        refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
-                               & register["detail"].fillna("").str.startswith("permanent"),
-                               ["document_ref", "step_id", "target"]]
         # the sent steps, and the (document, step) pairs with a permanent refusal to some target
         # (which target is checked below, once targets are known, for those candidates only)
         done, refused_pair = _in_register(docs["document_ref"], doc_code, step_id, di, si, [reg, refused],
-                                          order=(doc_order, place))
+                                          order=(doc_order, place), located=located.result())
         give(done, "already_done")
         as_of_ts = np.datetime64(as_of, "s")
         give(due_day > as_of_ts, "not_yet_due")
@@ -552,10 +574,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         give(superseded, "superseded")
 
         # targets: manager positions per document, chosen per candidate
-        mgrs = frames["managers"].set_index("manager_ref")
         if not mgrs.index.is_unique:
             lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
-        manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
+        order_manager, main_manager, contact_manager = managers.result()
         is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
         is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
         by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
@@ -564,10 +585,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # goes to the order's manager, else the partner's
         use_main = np.where(is_case, per_candidate(no_manager), by_partner)
         assignee_at = np.where(use_main, di + n_docs, di)
-        assignee_mgr = np.where(use_main, per_candidate(positions(main_ref, mgrs.index)),
-                                per_candidate(positions(manager_ref, mgrs.index)))
+        assignee_mgr = np.where(use_main, per_candidate(main_manager), per_candidate(order_manager))
         assignee_missing = np.where(use_main, per_candidate(main_ref.isna().to_numpy()), per_candidate(no_manager))
-        contact_mgr = per_candidate(positions(manager_ref.fillna(main_ref), mgrs.index))
+        contact_mgr = per_candidate(contact_manager)
         recipients = _recipients(frames["contacts"], policy)
         address = per_candidate(positions(distinct, recipients.index)[partner_code])
         # target: the partner's address for email, else the assignee's name
