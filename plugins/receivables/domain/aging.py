@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from pandas.api.extensions import take
 
 from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import (
+    COMPUTE_THREADS,
     arrow_str,
     frame_keys,
     key_positions,
@@ -318,46 +320,59 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     orders["amount"] = orders["amount"].astype("int64")
     orders["paid"] = paid[pick]
     orders["outstanding"] = outstanding[pick]
-    orders["due_date"] = cal.roll_forward(pd.Series(raw_due[pick]).astype("datetime64[s]"))
-
-    as_of_ts = pd.Timestamp(as_of).as_unit("s")
-    days = (as_of_ts - orders["due_date"]).dt.days.astype("int64")
-    orders["days_overdue"] = days
-    as_of_col = pd.Series(np.full(len(orders), as_of_ts.to_datetime64()), index=orders.index)
-    orders["business_days_overdue"] = cal.working_days_between(orders["due_date"], as_of_col).astype("int64")
-    orders["bucket"] = buckets(days, bucket_bounds)
-    # the partners' and contracts' debts summed over integer codes: each key hashed once
-    partner_code, partner_refs = pd.factorize(orders["partner_ref"])
-    if (partner_code >= 0).all():
-        orders["partner_debt"] = _group_sums(partner_code, len(partner_refs), orders["outstanding"])
-    else:  # an order without a partner (the gate reports it): its debt is missing, as groupby gives
-        orders["partner_debt"] = orders.groupby("partner_ref", sort=False)["outstanding"].transform("sum")
-        partner_refs = None
-    contract = orders["contract_ref"]
-    if pc.any(pc.equal(arrow_str(contract), "")).as_py():  # "" and missing are one contract here
-        contract = contract.fillna("")
-    contract_code, contracts = pd.factorize(contract, use_na_sentinel=False)
-    orders["contract_debt"] = _group_sums(contract_code, len(contracts), orders["outstanding"])
-
-    # names by key: left joins on unique keys, as lookups (a missing key matches a missing key)
-    partners = frames["partners"].drop_duplicates("partner_ref").set_index("partner_ref")
-    orgs = frames["organizations"].drop_duplicates("organization_ref").set_index("organization_ref")
-    mgrs = frames["managers"].drop_duplicates("manager_ref").set_index("manager_ref")
-    seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
-    seg = seg.drop_duplicates("partner_ref").set_index("partner_ref")
-    out = orders
-    # the partner's name and segment: the orders' few distinct partners are looked up
-    if partner_refs is not None:
-        distinct = pd.Series(partner_refs, dtype="str")
-        partner_at = positions(distinct, partners.index)[partner_code]
-        seg_at = positions(distinct, seg.index)[partner_code]
-    else:
-        partner_at = positions(out["partner_ref"], partners.index)
-        seg_at = positions(out["partner_ref"], seg.index)
-    out["partner_name"] = pd.Series(take(partners["partner_name"].array, partner_at, allow_fill=True))
-    out["segment"] = pd.Series(take(seg["segment_name"].array, seg_at, allow_fill=True))
-    out["organization_name"] = lookup(out["organization_ref"], orgs["organization_name"])
-    out["manager_name"] = lookup(out["manager_ref"], mgrs["manager_name"])
+    # the debts and the names need no due date: worker threads (hashing and taking in Arrow,
+    # which releases the GIL) build them while this thread dates the orders
+    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="aging") as pool:
+        by_partner = pool.submit(_partner_columns, orders[["partner_ref", "outstanding"]], frames)
+        by_contract = pool.submit(_contract_debt, orders[["contract_ref", "outstanding"]])
+        names = {col: pool.submit(lookup, orders[ref_col], table) for col, ref_col, table in (
+            ("organization_name", "organization_ref", _names(frames["organizations"], "organization_ref",
+                                                              "organization_name")),
+            ("manager_name", "manager_ref", _names(frames["managers"], "manager_ref", "manager_name")))}
+        orders["due_date"] = cal.roll_forward(pd.Series(raw_due[pick]).astype("datetime64[s]"))
+        as_of_ts = pd.Timestamp(as_of).as_unit("s")
+        days = (as_of_ts - orders["due_date"]).dt.days.astype("int64")
+        orders["days_overdue"] = days
+        as_of_col = pd.Series(np.full(len(orders), as_of_ts.to_datetime64()), index=orders.index)
+        orders["business_days_overdue"] = cal.working_days_between(orders["due_date"], as_of_col).astype("int64")
+        orders["bucket"] = buckets(days, bucket_bounds)
+        out = orders.assign(contract_debt=by_contract.result(), **by_partner.result(),
+                            **{col: job.result() for col, job in names.items()})
     out["as_of_date"] = as_of_ts.to_datetime64()
     out["as_of_date"] = out["as_of_date"].astype("datetime64[s]")
     return out[AGING_COLUMNS]
+
+
+def _names(df: pd.DataFrame, ref_col: str, name_col: str) -> pd.Series:
+    """`name_col` by `ref_col` (the first of repeated references)."""
+    return df.drop_duplicates(ref_col).set_index(ref_col)[name_col]
+
+
+def _partner_columns(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    """The partner's debt (summed over integer codes: each reference hashed once), name and
+    segment (looked up for the orders' few distinct partners) of each order."""
+    partners = _names(frames["partners"], "partner_ref", "partner_name")
+    seg = frames["segments"].dropna(subset=["segment_name"]).sort_values("segment_name")
+    seg = _names(seg, "partner_ref", "segment_name")
+    partner_code, partner_refs = pd.factorize(orders["partner_ref"])
+    if (partner_code >= 0).all():
+        debt = _group_sums(partner_code, len(partner_refs), orders["outstanding"])
+        distinct = pd.Series(partner_refs, dtype="str")
+        partner_at = positions(distinct, partners.index)[partner_code]
+        seg_at = positions(distinct, seg.index)[partner_code]
+    else:  # an order without a partner (the gate reports it): its debt is missing, as groupby gives
+        debt = orders.groupby("partner_ref", sort=False)["outstanding"].transform("sum")
+        partner_at = positions(orders["partner_ref"], partners.index)
+        seg_at = positions(orders["partner_ref"], seg.index)
+    return {"partner_debt": debt,
+            "partner_name": pd.Series(take(partners.array, partner_at, allow_fill=True), index=orders.index),
+            "segment": pd.Series(take(seg.array, seg_at, allow_fill=True), index=orders.index)}
+
+
+def _contract_debt(orders: pd.DataFrame) -> pd.Series:
+    """The contract's debt of each order ("" and missing are one contract here)."""
+    contract = orders["contract_ref"]
+    if pc.any(pc.equal(arrow_str(contract), "")).as_py():
+        contract = contract.fillna("")
+    contract_code, contracts = pd.factorize(contract, use_na_sentinel=False)
+    return _group_sums(contract_code, len(contracts), orders["outstanding"])
