@@ -123,3 +123,24 @@ def test_case_stages_are_read_back_from_1c():
                 c.post("Catalog_СделкиСКлиентами", {"Ref_Key": ref, "Description": "Долг", "Статус": status})
             states = case_states(c, "Catalog_СделкиСКлиентами", refs + ["00000000-0000-4000-8000-0000000000ff"])
     assert states == {refs[0]: "ВРаботе", refs[1]: "ВРаботе", refs[2]: "Выиграна"}
+
+
+def test_workbook_text_stays_text_and_money_keeps_its_format(tmp_path):
+    """A partner named like a formula or a link is written as text (no formula runs when an
+    accountant opens the file); money columns carry the ruble format, missing values stay empty."""
+    import pandas as pd
+
+    from receivables.reports.report import MONEY_FORMAT, _sheet, _Workbook
+
+    path = tmp_path / "t.xlsx"
+    wb = _Workbook(path)
+    df = pd.DataFrame({"partner_name": ["=HYPERLINK(\"http://evil\")", "http://example.ru", None],
+                       "outstanding": pd.array([1250, None, 300], dtype="Int64")})  # kopecks
+    _sheet(wb, "Лист", df, {"outstanding"})
+    wb.book.close()
+    ws = load_workbook(path)["Лист"]
+    assert [c.value for c in ws["A"]] == ["partner_name", "=HYPERLINK(\"http://evil\")", "http://example.ru", None]
+    assert ws["A2"].data_type == "s" and ws["A3"].hyperlink is None
+    assert [c.value for c in ws["B"]][1:] == [12.5, None, 3.0]
+    assert ws["B2"].number_format == MONEY_FORMAT and ws["B4"].number_format == MONEY_FORMAT
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:B4"

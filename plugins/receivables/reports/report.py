@@ -1,4 +1,4 @@
-"""The analysts' aging report: an .xlsx workbook (openpyxl) and a self-contained .html page
+"""The analysts' aging report: an .xlsx workbook (XlsxWriter) and a self-contained .html page
 with inline SVG charts (matplotlib), both from the warehouse for one as-of date."""
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def charts(data: ReportData, labels: list[str]) -> dict[str, str]:
 # -- workbook ---------------------------------------------------------------------------
 
 def _cells(s: pd.Series, money: bool, date: bool) -> list[Any]:
-    """One column as the Python values openpyxl writes, a column at a time (a per-cell loop
+    """One column as the Python values the workbook writes, a column at a time (a per-cell loop
     over a snapshot's rows took seconds): missing -> None, kopecks -> rubles as a double
     (exact to the kopeck: the nearest double to kop/100 either way), dates -> dates."""
     missing = s.isna().to_numpy(dtype=bool)
@@ -155,50 +155,53 @@ def _cells(s: pd.Series, money: bool, date: bool) -> list[Any]:
     return [None if m else v for v, m in zip(values, missing, strict=True)] if missing.any() else values
 
 
-def _sheet(wb, title: str, df: pd.DataFrame, money_cols: set[str], date_cols: set[str] = frozenset(), *,
+class _Workbook:
+    """An XlsxWriter workbook with one cell format per number format."""
+
+    def __init__(self, path: Path):
+        import xlsxwriter
+
+        # text stays text: a partner named "=..." or "http://..." is no formula and no link
+        self.book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
+        self._formats: dict[str, Any] = {}
+
+    def format(self, number_format: str | None):
+        if number_format is None:
+            return None
+        if number_format not in self._formats:
+            self._formats[number_format] = self.book.add_format({"num_format": number_format})
+        return self._formats[number_format]
+
+
+def _sheet(wb: _Workbook, title: str, df: pd.DataFrame, money_cols: set[str], date_cols: set[str] = frozenset(), *,
            formats: Mapping[str, str] | None = None, cell_formats: Mapping[tuple[int, str], str] | None = None):
-    """A sheet of `df` with a header row, streamed row by row (the workbook is write-only: an
-    openpyxl workbook holding every cell took ~13 s for a 26k-document snapshot on a slow
-    2-core worker). Number formats: money and date columns, `formats` by column, and
-    `cell_formats` by (row of `df`, column), which win."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.utils import get_column_letter
-
-    ws = wb.create_sheet(title)
-    fmts = []
-    for i, col in enumerate(df.columns, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = max(12, min(45, len(str(col)) + 4))
-        fmts.append((formats or {}).get(col)
-                    or (MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols else None)))
-    ws.freeze_panes = "A2"
+    """A sheet of `df` with a header row, frozen, with a filter. Number formats: money and date
+    columns, `formats` by column (set on the column, which XlsxWriter gives every cell written
+    there without one of its own), and `cell_formats` by (row of `df`, column)."""
+    ws = wb.book.add_worksheet(title)
+    columns = list(df.columns)
+    for k, col in enumerate(columns):
+        fmt = (formats or {}).get(col) or (MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols
+                                                                                  else None))
+        ws.set_column(k, k, max(12, min(45, len(str(col)) + 4)), wb.format(fmt))
+    ws.freeze_panes(1, 0)
     if len(df):
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(df.columns))}{len(df) + 1}"
-    ws.append([str(c) for c in df.columns])
-    columns = [_cells(df[c], c in money_cols, c in date_cols) for c in df.columns]
-    special = {(row, list(df.columns).index(col)): fmt for (row, col), fmt in (cell_formats or {}).items()}
-
-    def styled(value: Any, fmt: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(ws, value)
-        cell.number_format = fmt
-        return cell
-
-    formatted = [(k, fmt) for k, fmt in enumerate(fmts) if fmt]
-    for r, values in enumerate(zip(*columns, strict=True)):
-        if formatted or special:
-            values = list(values)
-            for k, fmt in formatted:
-                values[k] = styled(values[k], fmt)
-            for (row, k), fmt in special.items():
-                if row == r:
-                    values[k] = styled(values[k], fmt)
-        ws.append(values)
+        ws.autofilter(0, 0, len(df), len(columns) - 1)
+    ws.write_row(0, 0, [str(c) for c in columns])
+    special = {(row, columns.index(col)): wb.format(fmt) for (row, col), fmt in (cell_formats or {}).items()}
+    values = [_cells(df[c], c in money_cols, c in date_cols) for c in columns]
+    for r, row in enumerate(zip(*values, strict=True)):
+        ws.write_row(r + 1, 0, row)
+    for (r, k), fmt in special.items():  # over the plain cell (cells stay in memory until closed)
+        ws.write(r + 1, k, values[k][r], fmt)
     return ws
 
 
 def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
+    # XlsxWriter: openpyxl spent ~13 s on cell objects and their XML for a 26k-document
+    # snapshot on a slow 2-core worker, its write-only mode still ~10 s
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = _Workbook(path)
     k = data.kpis
     summary = pd.DataFrame([
         ("Дата отчёта", data.as_of.strftime("%d.%m.%Y")), ("Открытых документов", k["documents"]),
@@ -225,8 +228,7 @@ def write_workbook(data: ReportData, path: Path, labels: list[str]) -> Path:
     acts = data.run_actions[["document_number", "step_id", "action", "target", "status", "sent_at", "detail"]].copy()
     acts["sent_at"] = acts["sent_at"].astype("str").replace("NaT", "")
     _sheet(wb, "Действия запуска", acts, set())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    wb.book.close()
     return path
 
 
