@@ -24,6 +24,7 @@ from receivables.domain.frames import (
     lexsort,
     lookup,
     member,
+    packed_text_key,
     positions,
     sort_key,
     strictly_ascending,
@@ -215,23 +216,52 @@ def _with_missing(values: pd.Series) -> pd.Series:
 
 def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(the documents' rows by date, then number, missing last, ties in row order; each row's
-    dense rank of its (date, number)): one Arrow sort of both keys, whose string comparisons
-    stay within a date, where ranking every number first sorts them all."""
-    dates = pa.array(docs["document_date"])
+    dense rank of its (date, number)). Dates, a missing number's flag and the numbers' bytes
+    (`packed_text_key`) are packed into one integer and sorted by one stable argsort where they
+    fit in 63 bits (1C numbers do: a million documents 1.0 -> ~0.3 s); otherwise one Arrow sort
+    of both keys, whose string comparisons stay within a date."""
     numbers = arrow_str(docs["document_number"])
-    by = [("date", "ascending", "at_end"), ("number", "ascending", "at_end")]
-    order = pc.sort_indices(pa.table({"date": dates, "number": numbers}), sort_keys=by).to_numpy()
-    if len(order) < 2:
-        return order, np.zeros(len(order), dtype="int64")
-    day = docs["document_date"].to_numpy(dtype="datetime64[s]").view("int64")[order]  # NaT: one value
-    number = numbers.take(pa.array(order))
-    before, after = number.slice(0, len(order) - 1), number.slice(1)
-    number_differs = pc.fill_null(pc.not_equal(before, after), True).to_numpy(zero_copy_only=False)
-    both_missing = (pc.and_(before.is_null(), after.is_null())).to_numpy(zero_copy_only=False)
-    differs = (day[1:] != day[:-1]) | (number_differs & ~both_missing)
+    if isinstance(numbers, pa.ChunkedArray):
+        numbers = numbers.combine_chunks()
+    seconds = docs["document_date"].to_numpy(dtype="datetime64[s]").view("int64")
+    nat = seconds == np.iinfo("int64").min
+    packed = _packed_order_key(seconds, nat, numbers)
+    if packed is not None:
+        order = np.argsort(packed, kind="stable")
+        differs = packed[order][1:] != packed[order][:-1]
+    else:
+        dates = pa.array(docs["document_date"])
+        by = [("date", "ascending", "at_end"), ("number", "ascending", "at_end")]
+        order = pc.sort_indices(pa.table({"date": dates, "number": numbers}), sort_keys=by).to_numpy()
+        if len(order) < 2:
+            return order, np.zeros(len(order), dtype="int64")
+        day = seconds[order]  # NaT: one value
+        number = numbers.take(pa.array(order))
+        before, after = number.slice(0, len(order) - 1), number.slice(1)
+        number_differs = pc.fill_null(pc.not_equal(before, after), True).to_numpy(zero_copy_only=False)
+        both_missing = (pc.and_(before.is_null(), after.is_null())).to_numpy(zero_copy_only=False)
+        differs = (day[1:] != day[:-1]) | (number_differs & ~both_missing)
     rank = np.empty(len(order), dtype="int64")
-    rank[order] = np.concatenate([[0], np.cumsum(differs)])
+    rank[order] = np.concatenate([[0], np.cumsum(differs)]) if len(order) else []
     return order, rank
+
+
+def _packed_order_key(seconds: np.ndarray, nat: np.ndarray, numbers: pa.Array) -> np.ndarray | None:
+    """One int64 per document ordering as (date, NaT last; number, missing last) does, equal
+    for equal pairs; None when they do not fit in 63 bits."""
+    if not len(seconds):
+        return np.zeros(0, dtype="int64")
+    known = seconds[~nat]
+    step = 86400 if not (known % 86400).any() else 1  # dates at midnight: days are enough
+    low = int(known.min()) // step if len(known) else 0
+    day = np.where(nat, (int(known.max()) // step if len(known) else 0) - low + 1, seconds // step - low)
+    day_bits = int(day.max()).bit_length()
+    text = packed_text_key(numbers, max_bits=62 - day_bits)
+    if text is None:
+        return None
+    key, bits = text
+    missing = numbers.is_null().to_numpy(zero_copy_only=False).astype("int64")
+    return (((day << 1) | missing) << bits) | key
 
 
 def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarray
