@@ -171,3 +171,17 @@ def test_orders_not_open_change_nothing_even_repeating_a_reference(with_repeat):
     want, got = compute_aging(clean, AS_OF), compute_aging(repeated, AS_OF)
     assert list(want["document_number"].sort_values()) == ["A", "C"] and want["paid"].sum() > 0
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_group_totals_are_exact_in_kopecks_also_beyond_float_precision():
+    import numpy as np
+
+    from receivables.domain.aging import _sums
+
+    rng = np.random.default_rng(3)
+    code, values = rng.integers(0, 50, 10_000), rng.integers(-10**9, 10**12, 10_000)
+    want = np.zeros(50, dtype="int64")
+    np.add.at(want, code, values)
+    assert np.array_equal(_sums(code, values, 50), want)
+    # float64 would round 2**60 + 1 + 1: the totals must still be exact
+    assert _sums(np.array([0, 0, 1]), np.array([2**60 + 1, 1, 3]), 2).tolist() == [2**60 + 2, 3]

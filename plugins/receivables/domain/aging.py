@@ -99,11 +99,21 @@ def schedule(orders: pd.DataFrame, stages: pd.DataFrame, contracts: pd.DataFrame
     return out.sort_values(["document_ref", "pay_date", "line"], kind="stable", ignore_index=True)
 
 
+def _sums(code: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Exact int64 totals of `values` per code 0..size-1. `np.bincount` adds in float64, which
+    is exact while every partial sum stays below 2**53 (checked); `np.add.at` gives the same
+    ten times slower (a million open documents' payments: 0.45 s against 0.05)."""
+    values = np.asarray(values, dtype="int64")
+    if len(values) and float(np.abs(values).max()) * len(values) >= 2.0**53:
+        totals = np.zeros(size, dtype="int64")
+        np.add.at(totals, code, values)
+        return totals
+    return np.bincount(code, weights=values, minlength=size).astype("int64")
+
+
 def _group_sums(code: np.ndarray, groups: int, values: pd.Series) -> np.ndarray:
     """Each row's group total of `values` (int64, exact), the groups given as codes 0..groups-1."""
-    totals = np.zeros(groups, dtype="int64")
-    np.add.at(totals, code, values.to_numpy(dtype="int64"))
-    return totals[code]
+    return _sums(code, values.to_numpy(dtype="int64"), groups)[code]
 
 
 def _fifo(total: np.ndarray, amount: np.ndarray, cum: np.ndarray) -> np.ndarray:
@@ -153,8 +163,8 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
         at, obj = np.where(live, at, -1), np.where(live, obj, -1)
     hit = paid_in >= 0
     n_codes = int(max(at.max(initial=-1), paid_in.max(initial=-1))) + 1
-    by_object = np.zeros(n_codes + 1, dtype="int64")  # the last: no object (-1)
-    np.add.at(by_object, paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit])
+    # the last: no object (-1)
+    by_object = _sums(paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit], n_codes + 1)
     total = by_object[at]
     # own: the order's object names the order itself (repeated object keys are the gate's
     # to report; here the first row wins)
@@ -257,13 +267,17 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     total = np.cumsum(amount)
     cum = total - np.repeat(total[start] - amount[start], np.diff(np.r_[start, len(doc)]))
     covered = _fifo(paid[doc], amount, cum)
+    # stages are in order by document, then date (NaT last): a document's earliest open dated
+    # stage is its first, its latest dated stage its last (np.minimum.at / maximum.at, ~10x slower)
     never = np.iinfo("int64").max
     due = np.full(n, never, dtype="int64")
     dated_open = np.flatnonzero((covered < amount) & ~nat)
-    np.minimum.at(due, doc[dated_open], date[dated_open].view("int64"))
+    first = dated_open[np.r_[True, doc[dated_open][1:] != doc[dated_open][:-1]]] if len(dated_open) else dated_open
+    due[doc[first]] = date[first].view("int64")
     last = np.full(n, np.iinfo("int64").min, dtype="int64")
     dated = np.flatnonzero(~nat)
-    np.maximum.at(last, doc[dated], date[dated].view("int64"))
+    final = dated[np.r_[doc[dated][1:] != doc[dated][:-1], True]] if len(dated) else dated
+    last[doc[final]] = date[final].view("int64")
     # stages may under-sum the amount (the gate reports that); the last stage then carries it
     raw = np.where(due != never, due, last)
     raw = np.where(raw == np.iinfo("int64").min, np.datetime64("NaT", "s").view("int64"), raw)
