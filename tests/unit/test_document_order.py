@@ -60,3 +60,17 @@ def test_1c_numbers_pack_into_one_integer_and_keep_byte_order():
 def test_text_that_does_not_fit_is_declined():
     assert packed_text_key(pa.array(["a\x00b", "a"])) is None  # a NUL byte would tie with the padding
     assert packed_text_key(pa.array(["x" * 9, "y" * 9]), max_bits=8) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NUMBER, max_size=30), st.booleans())
+def test_sort_key_of_text_is_dense_byte_order_ranks_with_missing_last(values, descending):
+    from receivables.domain.frames import sort_key
+
+    present = sorted({v.encode() for v in values if v is not None})
+    n = len(present)
+    want = [n if v is None else present.index(v.encode()) for v in values]
+    if descending:
+        want = [n if v is None else n - w - 1 for v, w in zip(values, want, strict=True)]
+    got = sort_key(pd.Series(values, dtype="str"), descending=descending)
+    assert got.tolist() == want

@@ -201,15 +201,23 @@ def sort_key(values, *, descending: bool = False):
     for `np.lexsort`: the same ranks `sort_values` computes for each key."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values, pd.Series) and values.dtype == "str" and values.dtype.storage == "pyarrow":
         # text: Arrow ranks it in C (byte order, as pandas sorts Arrow strings), without
         # factorize's hashing of every value and sorting of the distinct ones
         arr = arrow_str(values)
-        codes = pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype("int64") - 1
         missing = arr.is_null().to_numpy(zero_copy_only=False)
-        n = int(codes[~missing].max()) + 1 if (~missing).any() else 0
+        packed = packed_text_key(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+        if packed is not None:  # short codes (document numbers): ranked as integers, ~5x faster
+            distinct, ranks = np.unique(packed[0][~missing], return_inverse=True)
+            codes = np.zeros(len(arr), dtype="int64")
+            codes[~missing] = ranks
+            n = len(distinct)
+        else:
+            codes = pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype("int64") - 1
+            n = int(codes[~missing].max()) + 1 if (~missing).any() else 0
     else:
         codes, uniques = pd.factorize(values, sort=True)
         codes = codes.astype("int64", copy=False)
