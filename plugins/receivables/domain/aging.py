@@ -330,13 +330,16 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     refs = arrow_str(frames["orders"]["document_ref"]).take(pa.array(rows[pick]))
     if not strictly_ascending(refs):
         pick = pick[pc.sort_indices(refs).to_numpy()]
-    orders = frames["orders"][_ORDER_COLUMNS].take(rows[pick]).reset_index(drop=True)
-    orders["amount"] = orders["amount"].astype("int64")
-    orders["paid"] = paid[pick]
-    orders["outstanding"] = outstanding[pick]
     # the debts and the names need no due date: worker threads (hashing and taking in Arrow,
-    # which releases the GIL) build them while this thread dates the orders
+    # which releases the GIL) build them while this thread dates the orders; they take the
+    # orders' columns too, a column each (one frame's take on this thread: ~0.7 s at 1M)
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="aging") as pool:
+        source, at = frames["orders"], rows[pick]
+        taken = pool.map(lambda col: source[col].take(at).reset_index(drop=True), _ORDER_COLUMNS)
+        orders = pd.DataFrame(dict(zip(_ORDER_COLUMNS, taken, strict=True)), copy=False)
+        orders["amount"] = orders["amount"].astype("int64")
+        orders["paid"] = paid[pick]
+        orders["outstanding"] = outstanding[pick]
         by_partner = pool.submit(_partner_columns, orders[["partner_ref", "outstanding"]], frames)
         by_contract = pool.submit(_contract_debt, orders[["contract_ref", "outstanding"]])
         names = {col: pool.submit(lookup, orders[ref_col], table) for col, ref_col, table in (
