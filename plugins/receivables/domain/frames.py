@@ -318,16 +318,18 @@ def key_column(ref_column: str) -> str:
 
 def text_buffers(chunk) -> tuple:
     """(the chunk's value offsets, int64, len + 1, from 0; the bytes they point into, from the
-    first value's start) — a string or large_string chunk's buffers, without copying them."""
+    first value's start) — a string or large_string chunk's buffers, without copying them where
+    they already are so (read-only views then)."""
     import numpy as np
     import pyarrow as pa
 
     _, offsets_buf, data_buf = chunk.buffers()
     width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
+    offsets = offsets.astype(np.int64, copy=False)  # large_string's: the buffer itself, read-only
     data = (np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
             else np.empty(0, dtype=np.uint8))
-    return offsets - offsets[0], data
+    return (offsets - offsets[0] if offsets[0] else offsets), data
 
 
 def _numbering(columns) -> list:

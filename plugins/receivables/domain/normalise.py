@@ -140,15 +140,20 @@ def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
     if not len(chunk):
         return chunk
     offsets, data = text_buffers(chunk)
-    if _changes_under_ref(data):
+    if len(data) == 36 * len(chunk) and (np.diff(offsets) == 36).all():
+        maybe = _empty_guid_rows(data)  # GUIDs only (no null, no other length)
+        if maybe is None:
+            return None
+    elif _changes_under_ref(data):
         return None
-    length, start = np.diff(offsets), offsets[:-1]
-    first = data[np.minimum(start, len(data) - 1)] if len(data) else np.zeros(len(chunk), np.uint8)
-    maybe = np.flatnonzero((length == 0) | ((length == 4) & (first == ord("n"))))
-    zero_led = np.flatnonzero((length == 36) & (first == ord("0")))  # one GUID in 16
-    for at in (35, 19, 24):  # the empty GUID's zeros further on leave about one in 65 536
-        zero_led = zero_led[data[start[zero_led] + at] == ord("0")]
-    maybe = np.concatenate([maybe, zero_led])
+    else:
+        length, start = np.diff(offsets), offsets[:-1]
+        first = data[np.minimum(start, len(data) - 1)] if len(data) else np.zeros(len(chunk), np.uint8)
+        maybe = np.flatnonzero((length == 0) | ((length == 4) & (first == ord("n"))))
+        zero_led = np.flatnonzero((length == 36) & (first == ord("0")))  # one GUID in 16
+        for at in (35, 19, 24):  # the empty GUID's zeros further on leave about one in 65 536
+            zero_led = zero_led[data[start[zero_led] + at] == ord("0")]
+        maybe = np.concatenate([maybe, zero_led])
     if not len(maybe):
         return chunk
     empty = pc.is_in(chunk.take(pa.array(maybe)), value_set=_NO_REF).to_numpy(zero_copy_only=False)
@@ -160,6 +165,23 @@ def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     _, offsets_buf, data_buf = chunk.buffers()
     return pa.Array.from_buffers(chunk.type, len(chunk), [bitmap, offsets_buf, data_buf], offset=chunk.offset)
+
+
+def _empty_guid_rows(data: np.ndarray) -> np.ndarray | None:
+    """For text of 36-byte values only: None when some byte could change under `ref`
+    (`_changes_under_ref`), else the values shaped like the empty GUID (bytes 0, 19, 24 and 35
+    are '0'). One pass in cache-sized blocks of whole values: reading those bytes in a pass of
+    their own waited on memory for every value (~0.3 s per 40M references)."""
+    guids = data.reshape(-1, 36)
+    rows = _SCAN_BLOCK // 36
+    found = []
+    for first in range(0, len(guids), rows):
+        block = guids[first:first + rows]
+        if _changes_under_ref(block.reshape(-1)):
+            return None
+        zero = np.flatnonzero((block[:, 0] == ord("0")) & (block[:, 35] == ord("0")))
+        found.append(first + zero[(block[zero, 19] == ord("0")) & (block[zero, 24] == ord("0"))])
+    return np.concatenate(found) if found else np.empty(0, dtype=np.intp)
 
 
 def _changes_under_ref(data: np.ndarray) -> bool:
