@@ -322,9 +322,17 @@ def _take_category(values: pd.Series, indices: np.ndarray, order: np.ndarray | N
         codes, categories = np.arange(len(values)), values.array
     else:
         codes, categories = pd.factorize(values, sort=True)
-    small = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(categories) < np.iinfo(t).max)
-    codes = codes.astype(small, copy=False)
-    codes = np.append(codes if order is None else codes[order], -1)[indices]
+    codes = _narrow(codes, len(categories))
+    return _categorical(np.append(codes if order is None else codes[order], -1)[indices], categories)
+
+
+def _narrow(codes: np.ndarray, n: int) -> np.ndarray:
+    """Codes of `n` categories in the smallest integer type that holds them, as pandas keeps them."""
+    return codes.astype(next(t for t in (np.int8, np.int16, np.int32, np.int64) if n < np.iinfo(t).max), copy=False)
+
+
+def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
+    """A categorical of the text `categories` (sorted, distinct) from codes already narrowed."""
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories, dtype="str")),
                                      validate=False)
 
@@ -363,12 +371,16 @@ def _per_step(values, fill) -> np.ndarray:
     return np.append(np.asarray(values), fill)
 
 
-def _in_segments(partner_refs: pd.Series, segments: pd.DataFrame, names: list[str]) -> np.ndarray:
+def _in_segments(partners: tuple[pd.Series, np.ndarray], segments: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Whether each document's partner is in one of the named segments; `partners` is (the
+    distinct partners, each document's position among them): hashed once per partner."""
+    distinct, partner_code = partners
     members = set(segments.loc[segments["segment_name"].isin(names), "partner_ref"].dropna())
-    return member(partner_refs, members)
+    return member(distinct, members)[partner_code]
 
 
-def _pool_codes(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, list[str]]:
+def _pool_codes(docs: pd.DataFrame, partners: tuple[pd.Series, np.ndarray], segments: pd.DataFrame,
+                policy: Policy) -> tuple[np.ndarray, list[str]]:
     """(the pool of each document as a position in the returned names, -1: none; the pools'
     names by rank): the matching pool of lowest rank (D365 hierarchy)."""
     pools = sorted(policy.pools, key=lambda p: p.rank)
@@ -376,7 +388,7 @@ def _pool_codes(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> t
     for k, p in enumerate(pools):
         m = code < 0
         if p.match.segments:
-            m &= _in_segments(docs["partner_ref"], segments, p.match.segments)
+            m &= _in_segments(partners, segments, p.match.segments)
         if p.match.organizations:
             m &= _flags(docs["organization_name"].isin(p.match.organizations))
         if p.match.settlement:
@@ -385,8 +397,8 @@ def _pool_codes(docs: pd.DataFrame, segments: pd.DataFrame, policy: Policy) -> t
     return code, [p.name for p in pools]
 
 
-def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, segments: pd.DataFrame, policy: Policy
-                      ) -> np.ndarray:
+def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, partners: tuple[pd.Series, np.ndarray],
+                      segments: pd.DataFrame, policy: Policy) -> np.ndarray:
     """The document-level reason of each document as a position in REASONS (-1: none);
     `pool` as `_pool_codes` gives it (pool names are unique: the policy checks)."""
     reason = np.where(pool < 0, _REASON_CODE["no_pool"], -1)
@@ -398,7 +410,7 @@ def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, segments: pd.DataFra
     for k, p in enumerate(sorted(policy.pools, key=lambda p: p.rank)):
         in_pool = (reason < 0) & (pool == k)
         if p.exclude.segments:
-            reason[in_pool & _in_segments(docs["partner_ref"], segments, p.exclude.segments)] = \
+            reason[in_pool & _in_segments(partners, segments, p.exclude.segments)] = \
                 _REASON_CODE["excluded_segment"]
         if p.exclude.partner_debt_below > 0:
             hit = (reason < 0) & in_pool & (debt < int(p.exclude.partner_debt_below * 100))
@@ -522,9 +534,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
         # so reordering every document column first no longer pays for itself
         doc_order, doc_rank = _document_order(docs)
-        pool_code, pool_names = _pool_codes(docs, frames["segments"], policy)
+        pool_code, pool_names = _pool_codes(docs, (distinct, partner_code), frames["segments"], policy)
         docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
-        doc_reason = _document_reasons(docs, pool_code, frames["segments"], policy)
+        doc_reason = _document_reasons(docs, pool_code, (distinct, partner_code), frames["segments"], policy)
         di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
         taking = {}
         for col in PLAN_COLUMNS:
@@ -642,7 +654,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                                               _per_step(per_step.isna(), True)[si])
         out["anchor_date"] = anchor
         out["due_day"] = due_day
-        out["sender"] = _take_category(senders, per_candidate(org_code))
+        # a sender code per document, then per candidate: one gather of small codes
+        sender_code, sender_names = pd.factorize(senders, sort=True)
+        out["sender"] = _categorical(per_candidate(_narrow(sender_code, len(sender_names))[org_code]), sender_names)
         give(is_email & (address < 0), "no_email", step_only=True)
         maybe = np.flatnonzero(refused_pair)
         if len(maybe):  # the candidates whose (document, step) was refused: was it to their target?
