@@ -600,3 +600,15 @@ def test_send_has_no_side_effect_but_smtp(smtp):
     with sender_for(server) as sender:
         assert sender.send(msg).status == "sent"
     assert msg.as_bytes() == before and isinstance(msg, EmailMessage)
+
+
+def test_a_runs_letters_use_the_templates_its_check_read(tmp_path: Path):
+    for suffix in ("subject", "txt", "html"):
+        (tmp_path / f"v.{suffix}").write_text("Версия 1 для {{ ИмяПартнера }}", encoding="utf-8")
+    r = TemplateRenderer(tmp_path)
+    r.check(["v"])
+    (tmp_path / "v.txt").write_text("Версия 2 для {{ ИмяПартнера }}", encoding="utf-8")
+    # edited mid-run: the letters after the check stay as checked
+    assert r.render(letter(template="v"), today=TODAY).text.startswith("Версия 1")
+    r.check(["v"])  # the next run's check reads the files anew
+    assert r.render(letter(template="v"), today=TODAY).text.startswith("Версия 2")

@@ -89,28 +89,25 @@ def send_emails(run: Run, warehouse: Any, smtp: mail.SmtpSettings, templates_dir
         rows = _claim(warehouse, rows, run)
         with _release_on_error(warehouse, run, rows) as done:
             # a crashed earlier attempt keeps its Message-ID: regroup by the stored id
-            for mid, group in rows.groupby("external_ref", sort=True):
-                for letter in mail.letters_from_plan(group):
-                    part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
-                    rendered = renderer.render(letter, today=today or run.as_of)
-                    try:
-                        msg = mail.build_message(letter, rendered, mid=mid)
-                    except mail.BadAddress as exc:
-                        # an address 1C holds but mail cannot use: refused for good until it is fixed
-                        _finish(warehouse, run, part, "failed", f"permanent: {exc}", "failed")
-                        done.update(zip(part["document_ref"], part["step_id"], strict=True))
-                        counts["permanent"] = counts.get("permanent", 0) + len(part)
-                        continue
-                    result = sender.send(msg)
-                    failpoints.hit("after_email_sent")
-                    if result.status == "sent":
-                        _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(),
-                                "sent")
-                    else:
-                        _finish(warehouse, run, part, "failed", f"{result.status}: {result.code} {result.reason}",
-                                "failed")
+            letters = ((group, letter, mid) for mid, group in rows.groupby("external_ref", sort=True)
+                       for letter in mail.letters_from_plan(group))
+            for group, letter, msg in mail.built_messages(letters, renderer, today=today or run.as_of):
+                part = group.loc[group["partner_ref"].eq(letter.partner_ref)]
+                if isinstance(msg, mail.BadAddress):
+                    # an address 1C holds but mail cannot use: refused for good until it is fixed
+                    _finish(warehouse, run, part, "failed", f"permanent: {msg}", "failed")
                     done.update(zip(part["document_ref"], part["step_id"], strict=True))
-                    counts[result.status] = counts.get(result.status, 0) + len(part)
+                    counts["permanent"] = counts.get("permanent", 0) + len(part)
+                    continue
+                result = sender.send(msg)
+                failpoints.hit("after_email_sent")
+                if result.status == "sent":
+                    _finish(warehouse, run, part, "sent", f"{result.code or 250} {result.reason}".strip(), "sent")
+                else:
+                    _finish(warehouse, run, part, "failed", f"{result.status}: {result.code} {result.reason}",
+                            "failed")
+                done.update(zip(part["document_ref"], part["step_id"], strict=True))
+                counts[result.status] = counts.get(result.status, 0) + len(part)
     return counts
 
 

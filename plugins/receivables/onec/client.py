@@ -25,7 +25,6 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -36,6 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import requests
+
+from receivables.prefetch import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -486,9 +487,6 @@ class _PageReader:
         return [list(map(get, rows)) for get in self._getters]
 
 
-_END = object()
-
-
 def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
     """`pages`, with the next page requested while the caller converts this one.
 
@@ -497,14 +495,7 @@ def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str
     previous page is handed over), so the server sees the same sequential paging, and
     the worker thread's errors (retries exhausted, bad JSON) are raised here, in order.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="odata-read-ahead") as pool:
-        pending = pool.submit(next, pages, _END)
-        try:
-            while (page := pending.result()) is not _END:
-                pending = pool.submit(next, pages, _END)
-                yield page
-        finally:
-            pending.cancel()
+    return read_ahead(pages, name="odata-read-ahead")
 
 
 def _order_fields(orderby: str) -> list[str]:
