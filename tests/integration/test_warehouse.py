@@ -397,6 +397,22 @@ def test_complete_records_outcomes(wh):
         wh.complete(outcome(["a"], "pending"))
 
 
+def test_an_outcome_and_its_log_rows_are_written_together_or_not_at_all(wh, monkeypatch):
+    wh.claim(claim_rows(["a", "b"], ref="<m@x>"), run_id="r1", as_of=AS_OF)
+    log = [{"run_id": "r1", "as_of_date": AS_OF, "outcome": "sent", "document_ref": "a"}]
+    wh.complete(outcome(["a"], "sent", ref="<m@x>"), log=pd.DataFrame(log))
+    assert register_row(wh, "a")["status"] == "sent"
+    assert wh.read_log()["document_ref"].tolist() == ["a"]
+    # the log insert fails: the outcome is not recorded either (one transaction)
+    def broken(conn, payload):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(type(wh), "_insert_log", staticmethod(broken))
+    with pytest.raises(RuntimeError, match="disk full"):
+        wh.complete(outcome(["b"], "sent", ref="<m@x>"), log=pd.DataFrame([{**log[0], "document_ref": "b"}]))
+    assert register_row(wh, "b")["status"] == "pending"
+    assert wh.read_log()["document_ref"].tolist() == ["a"]
+
+
 def test_complete_with_a_run_id_touches_only_that_runs_rows(wh):
     wh.claim(claim_rows(["a"]), run_id="r1", as_of=AS_OF)
     wh.complete(outcome(["a"], "sent"), run_id="r2")

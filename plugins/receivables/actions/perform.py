@@ -62,8 +62,7 @@ def _finish(warehouse: Any, run: Run, rows: pd.DataFrame, status: str, detail: s
         "external_ref": rows["external_ref"].to_numpy(),
         "detail": detail,
     })
-    warehouse.complete(done)
-    warehouse.append_log(_log_frame(rows.assign(outcome=outcome, detail=detail), run, detail_col="reason"))
+    warehouse.complete(done, log=_log_frame(rows.assign(outcome=outcome, detail=detail), run, detail_col="reason"))
 
 
 # -- email ----------------------------------------------------------------------------

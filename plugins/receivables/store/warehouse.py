@@ -635,10 +635,19 @@ class Warehouse:
         return self._retrying(lambda conn: register.claim(conn, rows, run_id=run_id, as_of=day, now=_now(),
                                                           stale_after=stale_after, infobase=infobase))
 
-    def complete(self, rows: pd.DataFrame, *, run_id: str | None = None) -> None:
+    def complete(self, rows: pd.DataFrame, *, run_id: str | None = None,
+                 log: pd.DataFrame | None = None) -> None:
         """Outcomes after the side effects: document_ref, step_id, status, sent_at,
-        external_ref, detail (see `register.complete`)."""
-        self._retrying(lambda conn: register.complete(conn, rows, now=_now(), run_id=run_id))
+        external_ref, detail (see `register.complete`); with `log`, its rows are appended to
+        collection_log in the same transaction (an outcome and its log row, or neither; one
+        commit per letter instead of two)."""
+        payload = self._log_payload(log) if log is not None else []
+
+        def work(conn: Connection) -> None:
+            register.complete(conn, rows, now=_now(), run_id=run_id)
+            self._insert_log(conn, payload)
+
+        self._retrying(work)
 
     def record_decisions(self, rows: pd.DataFrame, *, run_id: str, as_of: dt.date,
                          infobase: str = "default") -> int:
@@ -653,10 +662,19 @@ class Warehouse:
     def append_log(self, rows: pd.DataFrame | list[dict[str, Any]]) -> int:
         """Append rows to collection_log (``logged_at`` defaults to now, UTC). Columns the
         log does not have are ignored; ``id`` is assigned by the database."""
+        payload = self._log_payload(rows)
+        if payload:
+            with self.engine.begin() as conn:
+                self._insert_log(conn, payload)
+        return len(payload)
+
+    @staticmethod
+    def _log_payload(rows: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """collection_log rows as the insert takes them (see `append_log`)."""
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         n = len(frame)
         if not n:
-            return 0
+            return []
         now = _now()
         t = collection_log
         data: dict[str, list[Any]] = {}
@@ -670,11 +688,12 @@ class Warehouse:
                 data[c] = [convert.day(v) for v in convert.text_values(frame[c])]
             else:
                 data[c] = [None if v is None else str(v) for v in convert.text_values(frame[c])]
-        payload = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
-        with self.engine.begin() as conn:
-            for start in range(0, n, 10_000):
-                conn.execute(insert(t), payload[start:start + 10_000])
-        return n
+        return [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+
+    @staticmethod
+    def _insert_log(conn: Connection, payload: list[dict[str, Any]]) -> None:
+        for start in range(0, len(payload), 10_000):
+            conn.execute(insert(collection_log), payload[start:start + 10_000])
 
     def read_log(self) -> pd.DataFrame:
         """The whole log in insertion order; ``logged_at`` tz-aware UTC."""
