@@ -144,3 +144,50 @@ def test_workbook_text_stays_text_and_money_keeps_its_format(tmp_path):
     assert [c.value for c in ws["B"]][1:] == [12.5, None, 3.0]
     assert ws["B2"].number_format == MONEY_FORMAT and ws["B4"].number_format == MONEY_FORMAT
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:B4"
+
+
+def test_a_table_longer_than_a_sheet_continues_on_further_sheets(tmp_path):
+    """Excel holds 1 048 576 rows a sheet and XlsxWriter drops cells beyond that without an error:
+    a longer table (a million open documents) continues on "name (2)"..., each part with its header,
+    filter and formats, no row lost or repeated; a cell format given by row lands on its part."""
+    import pandas as pd
+
+    from receivables.reports.report import MONEY_FORMAT, _sheet, _Workbook
+
+    path = tmp_path / "long.xlsx"
+    wb = _Workbook(path)
+    df = pd.DataFrame({"document_number": [f"ТД-{i}" for i in range(7)],
+                       "outstanding": pd.array([100 * i for i in range(7)], dtype="Int64"),
+                       "note": [None, "a", None, "b", None, "c", None]})
+    sheets = _sheet(wb, "Открытые документы", df, {"outstanding"}, rows_per_sheet=3,
+                    cell_formats={(4, "note"): MONEY_FORMAT})
+    wb.book.close()
+    assert len(sheets) == 3
+    book = load_workbook(path)
+    assert book.sheetnames == ["Открытые документы", "Открытые документы (2)", "Открытые документы (3)"]
+    numbers, money = [], []
+    for ws in book.worksheets:
+        rows = list(ws.iter_rows(values_only=True))
+        assert rows[0] == ("document_number", "outstanding", "note")
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:C{len(rows)}"
+        numbers += [r[0] for r in rows[1:]]
+        money += [r[1] for r in rows[1:]]
+        assert all(ws.cell(row=k, column=2).number_format == MONEY_FORMAT for k in range(2, len(rows) + 1))
+    assert numbers == list(df["document_number"]) and money == [float(i) for i in range(7)]
+    second = book["Открытые документы (2)"]
+    assert second["C3"].number_format == MONEY_FORMAT and second["C2"].number_format == "General"
+    assert [c.value for c in second["C"]][1:] == ["b", None, "c"]
+
+
+def test_sheet_rows_is_what_the_writer_holds(tmp_path):
+    """SHEET_ROWS data rows after the header fit; the next row is refused (-1), which is why
+    longer tables are split rather than written on."""
+    import xlsxwriter
+
+    from receivables.reports.report import SHEET_ROWS
+
+    book = xlsxwriter.Workbook(str(tmp_path / "limit.xlsx"), {"constant_memory": True})
+    ws = book.add_worksheet()
+    assert ws.write_row(SHEET_ROWS, 0, [1]) == 0
+    assert ws.write_row(SHEET_ROWS + 1, 0, [1]) == -1
+    book.close()

@@ -155,14 +155,25 @@ def _cells(s: pd.Series, money: bool, date: bool) -> list[Any]:
     return [None if m else v for v, m in zip(values, missing, strict=True)] if missing.any() else values
 
 
+#: data rows one worksheet holds: Excel's 1 048 576 rows less the header. XlsxWriter drops cells
+#: beyond it without an error, so a longer table continues on further sheets
+SHEET_ROWS = 1_048_575
+#: rows turned into cell values at a time: the workbook streams rows to disk (constant_memory),
+#: so a million open documents never become twelve million Python values at once
+_BLOCK_ROWS = 50_000
+
+
 class _Workbook:
-    """An XlsxWriter workbook with one cell format per number format."""
+    """An XlsxWriter workbook with one cell format per number format, written row by row."""
 
     def __init__(self, path: Path):
         import xlsxwriter
 
-        # text stays text: a partner named "=..." or "http://..." is no formula and no link
-        self.book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
+        # text stays text: a partner named "=..." or "http://..." is no formula and no link;
+        # constant_memory: each row goes to disk once the next is started (a sheet is written
+        # top to bottom, and nothing is written to it again)
+        self.book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                                    "constant_memory": True})
         self._formats: dict[str, Any] = {}
 
     def format(self, number_format: str | None):
@@ -174,26 +185,45 @@ class _Workbook:
 
 
 def _sheet(wb: _Workbook, title: str, df: pd.DataFrame, money_cols: set[str], date_cols: set[str] = frozenset(), *,
-           formats: Mapping[str, str] | None = None, cell_formats: Mapping[tuple[int, str], str] | None = None):
-    """A sheet of `df` with a header row, frozen, with a filter. Number formats: money and date
-    columns, `formats` by column (set on the column, which XlsxWriter gives every cell written
-    there without one of its own), and `cell_formats` by (row of `df`, column)."""
+           formats: Mapping[str, str] | None = None, cell_formats: Mapping[tuple[int, str], str] | None = None,
+           rows_per_sheet: int = SHEET_ROWS) -> list[Any]:
+    """Sheets of `df` with a header row, frozen, with a filter: one, or for a table longer than a
+    sheet holds (`rows_per_sheet`) one per part, named "title (2)", "title (3)"... Number formats:
+    money and date columns, `formats` by column (set on the column, which XlsxWriter gives every
+    cell written there without one of its own), and `cell_formats` by (row of `df`, column)."""
+    sheets = []
+    for part, start in enumerate(range(0, max(len(df), 1), rows_per_sheet)):
+        name = title if part == 0 else f"{title} ({part + 1})"
+        rows = df.iloc[start:start + rows_per_sheet]
+        special = {(r - start, col): fmt for (r, col), fmt in (cell_formats or {}).items()
+                   if start <= r < start + len(rows)}
+        sheets.append(_one_sheet(wb, name, rows, money_cols, date_cols, formats or {}, special))
+    return sheets
+
+
+def _one_sheet(wb: _Workbook, title: str, df: pd.DataFrame, money_cols: set[str], date_cols: set[str],
+               formats: Mapping[str, str], cell_formats: Mapping[tuple[int, str], str]):
     ws = wb.book.add_worksheet(title)
     columns = list(df.columns)
     for k, col in enumerate(columns):
-        fmt = (formats or {}).get(col) or (MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols
-                                                                                  else None))
+        fmt = formats.get(col) or (MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols else None))
         ws.set_column(k, k, max(12, min(45, len(str(col)) + 4)), wb.format(fmt))
     ws.freeze_panes(1, 0)
     if len(df):
         ws.autofilter(0, 0, len(df), len(columns) - 1)
     ws.write_row(0, 0, [str(c) for c in columns])
-    special = {(row, columns.index(col)): wb.format(fmt) for (row, col), fmt in (cell_formats or {}).items()}
-    values = [_cells(df[c], c in money_cols, c in date_cols) for c in columns]
-    for r, row in enumerate(zip(*values, strict=True)):
-        ws.write_row(r + 1, 0, row)
-    for (r, k), fmt in special.items():  # over the plain cell (cells stay in memory until closed)
-        ws.write(r + 1, k, values[k][r], fmt)
+    special: dict[int, dict[int, Any]] = {}
+    for (r, col), fmt in cell_formats.items():
+        special.setdefault(r, {})[columns.index(col)] = wb.format(fmt)
+    for start in range(0, len(df), _BLOCK_ROWS):
+        block = df.iloc[start:start + _BLOCK_ROWS]
+        values = [_cells(block[c], c in money_cols, c in date_cols) for c in columns]
+        for r, row in enumerate(zip(*values, strict=True), start=start):
+            if r in special:  # a row is written once: its few formatted cells with it
+                for k, value in enumerate(row):
+                    ws.write(r + 1, k, value, special[r].get(k))
+            else:
+                ws.write_row(r + 1, 0, row)
     return ws
 
 
