@@ -478,6 +478,77 @@ def test_log_is_append_only(wh):
     assert len(wh.read_log()) == 3
 
 
+def test_a_logged_frame_stores_what_logged_rows_store(wh, monkeypatch):
+    """append_log takes a frame by COPY on PostgreSQL and rows by parameters: both store the
+    same values — text with tabs, newlines, backslashes and COPY's NULL marker, numbers as
+    text, missing values, dates given as dates or text, moments naive (UTC), aware or missing
+    (now) — in batches, in order."""
+    monkeypatch.setattr(warehouse_module, "CHUNK_ROWS", 2)
+    frame = pd.DataFrame({
+        "run_id": ["r1", "r1", "r1", "r1", "r1"],
+        "as_of_date": [AS_OF, "2026-11-19", AS_OF, AS_OF, None],
+        "document_ref": ["a\tb", "строка\nвторая", "\\N", "", None],
+        "step_id": ["s", None, "s2", "s", "s"],
+        "target": [5, 2.5, "x@y.example", None, "«Рога» и копыта"],
+        "outcome": ["sent", "skipped", "failed", "hold", "planned"],
+        "logged_at": [pd.Timestamp("2026-11-20 12:00"), pd.Timestamp("2026-11-20 12:00", tz="Europe/Moscow"),
+                      None, pd.NaT, dt.datetime(2026, 11, 20, 6, 30, tzinfo=UTC)],
+    })
+    before = dt.datetime.now(UTC)
+    assert wh.append_log(frame) == 5
+    assert wh.append_log(frame.assign(run_id="r2").to_dict("records")) == 5
+    log = wh.read_log()
+    first, second = (log.loc[log["run_id"].eq(r)].drop(columns=["id", "run_id"]).reset_index(drop=True)
+                     for r in ("r1", "r2"))
+    now_rows = [2, 3]  # logged "now": equal across the two writes only to the second
+    assert (first.loc[now_rows, "logged_at"] >= pd.Timestamp(before).floor("s")).all()
+    pd.testing.assert_frame_equal(first.drop(index=now_rows), second.drop(index=now_rows))
+    assert first["document_ref"].tolist()[:4] == ["a\tb", "строка\nвторая", "\\N", ""]
+    assert pd.isna(first.loc[4, "document_ref"]) and pd.isna(first.loc[1, "step_id"])
+    assert first["target"].tolist()[:3] == ["5", "2.5", "x@y.example"] and pd.isna(first.loc[3, "target"])
+    assert first["as_of_date"].tolist()[:2] == [AS_OF, dt.date(2026, 11, 19)] and pd.isna(first.loc[4, "as_of_date"])
+    assert first["logged_at"].tolist()[0::4] == [pd.Timestamp("2026-11-20 12:00", tz="UTC"),
+                                                 pd.Timestamp("2026-11-20 06:30", tz="UTC")]
+    assert first.loc[1, "logged_at"] == pd.Timestamp("2026-11-20 09:00", tz="UTC")
+
+
+def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):
+    """The plan as build_plan leaves it (text as categories, money in kopecks, missing due days)
+    stored exactly, the excluded rows left out, in batches; a new plan of the date replaces it."""
+    monkeypatch.setattr(warehouse_module, "CHUNK_ROWS", 2)
+    cat = pd.Categorical
+    plan = pd.DataFrame({
+        "document_ref": cat(["d1", "d1", "d2", "d3", "d4"]),
+        "document_number": ["ТД-1", "ТД-1", "ТД-2", "ТД-3", None],
+        "partner_ref": cat(["p", "p", "p", None, "q"]),
+        "partner_name": cat(["ООО «Рога»\tи копыта", "ООО «Рога»\tи копыта", "x\\y", None, "\\N"]),
+        "step_id": cat(["overdue_1", "call", None, "overdue_1", "overdue_1"]),
+        "action": cat(["email", "task", None, "email", "email"]),
+        "decision": cat(["act", "skip", "excluded", "hold", "act"]),
+        "reason": cat(["due", "no_assignee", "no_pool", "quiet_days", "due"]),
+        "target": cat(["a@b.example", "Иванова", None, "a@b.example", None]),
+        "due_day": pd.Series(["2026-11-19", "2026-11-25", None, "2026-11-01", None], dtype="datetime64[s]"),
+        "outstanding": [12345678901, 12345678901, 5, -105, 0],
+        "amount": [1, 2, 3, 4, 5],  # not a column of the table: ignored
+    })
+    assert wh.replace_plan(AS_OF, "run-1", plan.iloc[:2]) == 2
+    assert wh.replace_plan(AS_OF, "run-2", plan) == 4
+    rows = sql(wh, "SELECT run_id, as_of_date, document_ref, document_number, partner_ref, partner_name, step_id, "
+                   "action, decision, reason, target, due_day, outstanding FROM collection_plan "
+                   "ORDER BY document_ref, step_id")
+    got = [(r[0], str(r[1]), *r[2:11], None if r[11] is None else str(r[11]), Decimal(str(r[12]))) for r in rows]
+    assert got == [
+        ("run-2", "2026-11-20", "d1", "ТД-1", "p", "ООО «Рога»\tи копыта", "call", "task", "skip", "no_assignee",
+         "Иванова", "2026-11-25", Decimal("123456789.01")),
+        ("run-2", "2026-11-20", "d1", "ТД-1", "p", "ООО «Рога»\tи копыта", "overdue_1", "email", "act", "due",
+         "a@b.example", "2026-11-19", Decimal("123456789.01")),
+        ("run-2", "2026-11-20", "d3", "ТД-3", None, None, "overdue_1", "email", "hold", "quiet_days",
+         "a@b.example", "2026-11-01", Decimal("-1.05")),
+        ("run-2", "2026-11-20", "d4", None, "q", "\\N", "overdue_1", "email", "act", "due", None, None,
+         Decimal("0")),
+    ]
+
+
 # -- runs -----------------------------------------------------------------------------------
 
 def test_run_lock_is_exclusive_per_infobase_and_date(wh):

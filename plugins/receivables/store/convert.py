@@ -166,6 +166,11 @@ def copy_date_column(series: pd.Series) -> pa.Array:
     return _copy_filled(_arrow(days))
 
 
+def copy_moment_column(series: pd.Series) -> pa.Array:
+    """Moments as UTC ISO text for COPY (``2026-12-01 09:00:00.000000Z``; naive values are UTC)."""
+    return _copy_filled(_arrow(utc_series(series.tolist())))
+
+
 def copy_int_column(series: pd.Series) -> pa.Array:
     return _copy_filled(_arrow(series, pa.int64()))
 
