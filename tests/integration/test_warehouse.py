@@ -440,6 +440,34 @@ def test_decisions_never_touch_sent_or_pending_rows(wh):
         wh.record_decisions(decisions.assign(status="sent"), run_id="r2", as_of=AS_OF)
 
 
+def test_decisions_are_stored_as_given_with_the_default_infobase(wh):
+    """The values a decision row stores (PostgreSQL loads them by COPY into a temporary table,
+    SQLite binds parameters): text as text, numbers as their text, missing as NULL, the row's
+    infobase or the default, detail from reason; two calls in one transaction both land."""
+    from receivables.store import register
+
+    rows = pd.DataFrame({"document_ref": ["a", "b", "c"], "document_number": ["N\t1\\", None, "№ 3"],
+                         "partner_ref": "p", "step_id": ["s", "s", "s2"], "action": "email",
+                         "target": [5, "x@y.example", None], "status": ["skipped", "superseded", "planned"],
+                         "reason": ["no_email", "superseded", "due"], "infobase": ["ib2", "", None]})
+    assert wh.record_decisions(rows, run_id="r1", as_of=AS_OF, infobase="main") == 3
+    reg = wh.read_register().set_index("document_ref")
+    assert reg["document_number"].tolist()[0::2] == ["N\t1\\", "№ 3"] and pd.isna(reg.loc["b", "document_number"])
+    assert reg.loc["a", "target"] == "5" and pd.isna(reg.loc["c", "target"])
+    assert reg["infobase"].tolist() == ["ib2", "main", "main"]
+    assert reg["detail"].tolist() == ["no_email", "superseded", "due"]
+    assert reg["status"].tolist() == ["skipped", "superseded", "planned"]
+    assert reg["sent_at"].isna().all() and reg["attempts"].eq(0).all() and reg["run_id"].eq("r1").all()
+    assert reg["as_of_date"].eq(AS_OF).all() and reg["updated_at"].notna().all()
+    assert str(reg["updated_at"].dt.tz) == "UTC"
+    with wh.engine.begin() as conn:
+        for key in ("d", "e"):
+            frame = rows.iloc[:1].assign(document_ref=key)
+            assert register.record_decisions(conn, frame, run_id="r2", as_of=AS_OF,
+                                             now=dt.datetime.now(UTC)) == 1
+    assert set(wh.read_register()["document_ref"]) == {"a", "b", "c", "d", "e"}
+
+
 def test_a_skipped_step_stays_eligible(wh):
     wh.record_decisions(claim_rows(["a"]).assign(status="skipped", detail="no_email"), run_id="r1", as_of=AS_OF)
     wh.record_decisions(claim_rows(["a"]).assign(status="skipped", detail="no_email"), run_id="r2", as_of=AS_OF)

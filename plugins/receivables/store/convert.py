@@ -191,6 +191,18 @@ def copy_block(columns: list[pa.Array]) -> io.BytesIO:
     return io.BytesIO(data.slice(start, end - start).to_pybytes() if end > start else b"")
 
 
+def copy_rows(conn: Any, table: str, columns: dict[str, pa.Array]) -> None:
+    """PostgreSQL: the rows of `columns` (COPY text, as the ``copy_*`` functions give) into
+    `table` by one ``COPY FROM STDIN``: a statement per batch instead of parameters per value."""
+    quote = conn.dialect.identifier_preparer.quote
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.copy_expert(f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN",
+                        copy_block(list(columns.values())), size=1 << 20)
+    finally:
+        cur.close()
+
+
 # -- reading ----------------------------------------------------------------------------
 
 def int_series(values: Any, index: pd.Index | None = None) -> pd.Series:

@@ -28,6 +28,10 @@ against the latest committed row version:
 Keys are processed in sorted order so that concurrent claimers lock rows in the same
 order (no deadlock cycles between them); the Warehouse retries a transaction that
 PostgreSQL still aborts as a deadlock.
+
+`record_decisions` on PostgreSQL loads its rows by COPY into a temporary table and runs the
+same upsert once over all of them (``INSERT … SELECT … ORDER BY key ON CONFLICT … DO UPDATE
+… WHERE``): a plan at a million open documents records ~0.4M decisions.
 """
 
 from __future__ import annotations
@@ -37,7 +41,20 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from receivables.store import convert
@@ -253,25 +270,61 @@ def record_decisions(conn: Connection, rows: pd.DataFrame, *, run_id: str, as_of
     if "status" not in rows.columns:
         raise ValueError("record_decisions: rows need a status column")
     frame = rows if "detail" in rows.columns or "reason" not in rows.columns else rows.assign(detail=rows["reason"])
-    recs = _records(frame, (*CLAIM_COLUMNS, "status", "detail", "infobase"))
-    wrong = sorted({r["status"] for r in recs if r["status"] not in DECISION_STATUSES}, key=str)
+    wrong = sorted(set(convert.text_values(frame["status"])) - set(DECISION_STATUSES), key=str)
     if wrong:
         raise ValueError(f"record_decisions: status must be one of {', '.join(DECISION_STATUSES)}, got {wrong}"
                          " (sent and pending are written by claim/complete)")
+    insert = dialect_insert(conn)
+    if conn.dialect.name == "postgresql":
+        staged = _stage_decisions(conn, frame, run_id=run_id, as_of=as_of, now=now, infobase=infobase)
+        # the keys in Python's order (code points: UTF-8 bytes, COLLATE "C"), as the pages below
+        stmt = insert(t).from_select([c.name for c in staged.c], select(*staged.c).order_by(
+            staged.c.document_ref.collate("C"), staged.c.step_id.collate("C")))
+        return len(conn.execute(_upsert_decisions(stmt)).all())
+    recs = _records(frame, (*CLAIM_COLUMNS, "status", "detail", "infobase"))
     payload = sorted(
         ({**r, "document_ref": k[0], "step_id": k[1], "sent_at": None, "run_id": run_id, "as_of_date": as_of,
           "updated_at": now, "attempts": 0, "infobase": r["infobase"] or infobase}
          for k, r in zip(keys, recs, strict=True)),
         key=lambda r: (r["document_ref"], r["step_id"]))
-    insert = dialect_insert(conn)
-    stmt = insert(t)
-    stmt = stmt.on_conflict_do_update(
+    stmt = _upsert_decisions(insert(t))
+    written = 0
+    for page in _pages(payload, 1000):
+        written += len(conn.execute(stmt, list(page)).all())
+    return written
+
+
+def _upsert_decisions(stmt: Any) -> Any:
+    """`record_decisions`' upsert: a new key inserted, an existing row overwritten only while it
+    is neither done (sent_at) nor pending; the keys written returned."""
+    return stmt.on_conflict_do_update(
         index_elements=list(KEY),
         set_={c: stmt.excluded[c] for c in ("document_number", "partner_ref", "action", "target", "status",
                                              "detail", "run_id", "as_of_date", "updated_at")},
         where=and_(t.c.sent_at.is_(None), t.c.status != "pending"),
     ).returning(t.c.document_ref)
-    written = 0
-    for page in _pages(payload, 1000):
-        written += len(conn.execute(stmt, list(page)).all())
-    return written
+
+
+def _stage_decisions(conn: Connection, frame: pd.DataFrame, *, run_id: str, as_of: dt.date, now: dt.datetime,
+                     infobase: str) -> Table:
+    """PostgreSQL: `record_decisions`' rows in a temporary table (dropped at commit), loaded by
+    COPY — one statement then upserts them all, where a million decisions as parameters took
+    half a minute. The values are those of the parameter rows: text as str, the row's
+    infobase or the default, sent_at NULL, attempts 0."""
+    n = len(frame)
+    staged = Table("_decisions_in", MetaData(), *(Column(c.name, c.type) for c in t.columns if c.name != "sent_at"),
+                   prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    conn.execute(text("DROP TABLE IF EXISTS _decisions_in"))  # an earlier call in this transaction
+    staged.create(conn)
+    given = frame["infobase"].astype("str") if "infobase" in frame.columns else pd.Series([None] * n, dtype="str")
+    columns = {c: convert.copy_text_column(frame[c] if c in frame.columns else pd.Series([None] * n, dtype="str"))
+               for c in (*CLAIM_COLUMNS, "status", "detail")}
+    columns.update({
+        "infobase": convert.copy_text_column(given.mask(given.eq("") | given.isna(), infobase)),
+        "run_id": convert.copy_constant(run_id, n),
+        "as_of_date": convert.copy_constant(as_of.isoformat(), n),
+        "updated_at": convert.copy_moment_column(pd.Series([now])).take([0] * n),
+        "attempts": convert.copy_constant("0", n),
+    })
+    convert.copy_rows(conn, staged.name, columns)
+    return staged

@@ -441,15 +441,7 @@ class Warehouse:
 
     @staticmethod
     def _copy(conn: Connection, table: Any, columns: dict[str, Any]) -> None:
-        """PostgreSQL: the rows of `columns` (COPY text, `convert.copy_*`) into `table` by one
-        COPY FROM STDIN: a statement per million rows instead of Python parameters per value."""
-        quote = conn.dialect.identifier_preparer.quote
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.copy_expert(f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN",
-                            convert.copy_block(list(columns.values())), size=1 << 20)
-        finally:
-            cur.close()
+        convert.copy_rows(conn, table.name, columns)
 
     def _days(self, col: Any) -> Any:
         """A DATE column as days since 1970-01-01 (fast to turn into datetime64)."""
