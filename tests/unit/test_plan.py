@@ -6,6 +6,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from factories import PARTNER_MANAGER, email, frames, gid, order, partner, payment, register
 from receivables.domain.aging import compute_aging
@@ -277,6 +279,26 @@ def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_docum
     want = _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
     assert got.any() and not got.all()
     assert np.array_equal(got, want) and np.array_equal(again, want) and np.array_equal(by_place, want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.none() | st.text(max_size=6), max_size=30), st.lists(st.text(max_size=6), max_size=4),
+       st.booleans())
+def test_categorical_text_is_the_text_pandas_gives(values, unused, ordered_categories):
+    """`frames.categorical_text` (an Arrow take of the categories by the codes) gives what
+    ``astype("str")`` gives, missing values missing, index and name kept, whatever the
+    categories' order and unused categories; non-text categories take pandas' own way."""
+    from receivables.domain.frames import categorical_text
+
+    categories = pd.Index(sorted(set(v for v in values if v is not None) | set(unused),
+                                 reverse=not ordered_categories), dtype="str")
+    series = pd.Series(pd.Categorical(values, categories=categories), name="col",
+                       index=pd.RangeIndex(10, 10 + 2 * len(values), 2))
+    got = categorical_text(series)
+    want = series.astype("str").where(series.notna(), None)
+    pd.testing.assert_series_equal(got, want)
+    numbers = pd.Series(pd.Categorical([1, None, 2]))
+    pd.testing.assert_series_equal(categorical_text(numbers), numbers.astype("str").where(numbers.notna(), None))
 
 
 def test_few_valued_columns_are_sorted_categories_and_plain_text_gives_text_back():

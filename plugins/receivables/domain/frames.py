@@ -155,6 +155,25 @@ def arrow_str(values):
     return arr
 
 
+def categorical_text(values):
+    """A categorical Series of text as a ``str`` Series (missing stays missing), the values
+    taken from the categories by one Arrow take of the codes: pandas' ``astype("str")`` goes
+    through a Python object per row (~0.4 s a million rows per column)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    categories = values.cat.categories
+    if categories.dtype != "str" or not isinstance(categories.array, pd.arrays.ArrowStringArray):
+        return values.astype("str").where(values.notna(), None)
+    source = pa.array(categories.array)
+    if isinstance(source, pa.ChunkedArray):
+        source = source.combine_chunks()
+    codes = values.cat.codes.to_numpy()
+    taken = source.take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.arrays.ArrowStringArray(taken, dtype=categories.dtype), index=values.index,
+                     name=values.name)
+
+
 def member(values, universe):
     """`values.isin(universe)` by hashing: pandas' Arrow-string isin builds one Python
     scalar per element of `universe`, which costs seconds at a million rows. Missing

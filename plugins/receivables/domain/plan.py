@@ -21,6 +21,7 @@ from receivables.domain.calendar import get_calendar
 from receivables.domain.frames import (
     COMPUTE_THREADS,
     arrow_str,
+    categorical_text,
     lexsort,
     lookup,
     member,
@@ -347,7 +348,7 @@ def plain_text(plan: pd.DataFrame) -> pd.DataFrame:
     cats = [c for c in plan.columns if isinstance(plan[c].dtype, pd.CategoricalDtype)]
     if not cats:
         return plan
-    return plan.assign(**{c: plan[c].astype("str").where(plan[c].notna(), None) for c in cats})
+    return plan.assign(**{c: categorical_text(plan[c]) for c in cats})
 
 
 def _steps_frame(policy: Policy) -> pd.DataFrame:

@@ -131,6 +131,10 @@ def _copy_filled(arr: pa.Array) -> pa.Array:
 
 def copy_text_column(series: pd.Series) -> pa.Array:
     """A text column escaped for PostgreSQL ``COPY … FROM STDIN`` (text format), NULL as ``\\N``."""
+    if isinstance(series.dtype, pd.CategoricalDtype):  # the plan's text columns
+        from receivables.domain.frames import categorical_text
+
+        series = categorical_text(series)
     if not isinstance(series.dtype, pd.StringDtype):
         series = series.astype("str")
     arr = _arrow(series, pa.large_string())
