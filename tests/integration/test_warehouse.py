@@ -540,6 +540,26 @@ def test_a_logged_frame_stores_what_logged_rows_store(wh, monkeypatch):
     assert first.loc[1, "logged_at"] == pd.Timestamp("2026-11-20 09:00", tz="UTC")
 
 
+def test_log_counts_are_the_logs_rows_grouped(wh):
+    """log_counts groups in the database what grouping the whole read log gives: per as-of
+    date, action and outcome, only the outcomes asked for, rows without a date or an action
+    left out, in (day, action, outcome) order."""
+    days = [AS_OF, AS_OF - dt.timedelta(days=1), None]
+    rows = [{"run_id": "r", "as_of_date": days[i % 3], "action": [None, "email", "task", "case"][i % 4],
+             "outcome": ["sent", "skipped", "planned", "failed", "due"][i % 5], "document_ref": f"d{i}"}
+            for i in range(60)]
+    wh.append_log(pd.DataFrame(rows))
+    wanted = ["sent", "skipped", "failed", "hold"]
+    got = wh.log_counts(wanted)
+    log = wh.read_log()
+    log["day"] = pd.to_datetime(log["as_of_date"]).dt.date
+    want = (log.loc[log["outcome"].isin(wanted)].groupby(["day", "action", "outcome"]).size()
+            .reset_index(name="count"))
+    assert got.to_dict("records") == want.to_dict("records") and len(got) > 4
+    assert got["count"].dtype == "int64" and isinstance(got.loc[0, "day"], dt.date)
+    assert wh.log_counts(["nothing"]).empty
+
+
 def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):
     """The plan as build_plan leaves it (text as categories, money in kopecks, missing due days)
     stored exactly, the excluded rows left out, in batches; a new plan of the date replaces it."""

@@ -48,12 +48,7 @@ def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: st
     seg = snap[["document_ref", "segment"]]
     members = members.merge(seg, on="document_ref", how="left")
     eff = effectiveness(register, members, dates, tz=tz)
-    log = warehouse.read_log()
-    actions = pd.DataFrame(columns=["day", "action", "outcome", "count"])
-    if len(log):
-        log["day"] = pd.to_datetime(log["as_of_date"]).dt.date
-        actions = (log.loc[log["outcome"].isin(["sent", "failed", "skipped", "superseded", "planned", "hold"])]
-                   .groupby(["day", "action", "outcome"]).size().reset_index(name="count"))
+    actions = warehouse.log_counts(["sent", "failed", "skipped", "superseded", "planned", "hold"])
     mine = register.loc[register["as_of_date"].astype("str").eq(as_of.isoformat())]
     if run_id:
         mine = register.loc[register["run_id"].eq(run_id)]

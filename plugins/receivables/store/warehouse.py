@@ -732,6 +732,23 @@ class Warehouse:
         for start in range(0, len(payload), 10_000):
             conn.execute(insert(collection_log), payload[start:start + 10_000])
 
+    def log_counts(self, outcomes: Iterable[str]) -> pd.DataFrame:
+        """(day, action, outcome, count): the log's rows with those outcomes counted per as-of
+        date (a ``datetime.date``), action and outcome by the database, rows without a date or
+        an action left out; ordered by day, action, outcome. The report's timeline, without
+        reading a log that grows by every run's decisions."""
+        t = collection_log
+        q = (select(self._days(t.c.as_of_date), t.c.action, t.c.outcome, func.count())
+             .where(t.c.outcome.in_(sorted(set(outcomes))), t.c.as_of_date.is_not(None), t.c.action.is_not(None))
+             .group_by(t.c.as_of_date, t.c.action, t.c.outcome)
+             .order_by(t.c.as_of_date, t.c.action, t.c.outcome))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        days, actions, outcomes_, counts = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [], [], [])
+        return pd.DataFrame({"day": [d.date() for d in convert.dates_from_days(days)],
+                             "action": pd.Series(actions, dtype=object), "outcome": pd.Series(outcomes_, dtype=object),
+                             "count": pd.Series(counts, dtype="int64")})
+
     def read_log(self) -> pd.DataFrame:
         """The whole log in insertion order; ``logged_at`` tz-aware UTC."""
         with self.engine.connect() as conn:
