@@ -12,6 +12,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from db_fixtures import BACKENDS, database
@@ -558,6 +559,44 @@ def test_log_counts_are_the_logs_rows_grouped(wh):
     assert got.to_dict("records") == want.to_dict("records") and len(got) > 4
     assert got["count"].dtype == "int64" and isinstance(got.loc[0, "day"], dt.date)
     assert wh.log_counts(["nothing"]).empty
+
+
+def test_report_effectiveness_looks_up_only_the_members_it_measures(wh):
+    """The report asks the warehouse only for the (snapshot date, document) pairs effectiveness
+    measures at (`measured_pairs`, `snapshot_members_among`), not for every stored snapshot's
+    every document (the open documents times the days of history): the same table as from all."""
+    from receivables.reports.analytics import effectiveness, measured_pairs
+    from receivables.reports.report import collect
+
+    start = AS_OF - dt.timedelta(days=30)
+    docs = [f"doc-{i:06d}" for i in range(12)]
+    dates = []
+    for k in range(0, 31, 3):  # a snapshot every third day; document i is paid on day 4 + 2i
+        day = start + dt.timedelta(days=k)
+        open_docs = ["doc-open"] + [d for i, d in enumerate(docs) if k < 4 + 2 * i]
+        frame = aging_frame(len(open_docs), day).assign(document_ref=open_docs,
+                                                        segment=["Опт" if len(d) % 2 else "Розница" for d in open_docs])
+        wh.replace_snapshot(day, frame)
+        dates.append(day)
+    wh.claim(claim_rows(docs[:6]), run_id="r1", as_of=start)  # reminded on day 2, the rest skipped on day 4
+    wh.complete(outcome(docs[:6], "sent", sent_at=pd.Timestamp(start + dt.timedelta(days=2), tz="UTC")))
+    wh.record_decisions(claim_rows(docs[6:]).drop(columns="external_ref").assign(status="skipped", reason="no_email"),
+                        run_id="r2", as_of=start + dt.timedelta(days=4))
+    register, snap = wh.read_register(), wh.read_snapshot(AS_OF)
+    stored = np.sort(wh.snapshot_totals()["as_of_date"].unique())
+    everything = wh.snapshot_members(dates)
+    want = effectiveness(register, everything.merge(snap[["document_ref", "segment"]], on="document_ref", how="left"),
+                         stored)
+    total = want.loc[want["segment"].eq("все")].set_index("group")
+    assert total.loc["напоминание", ["measured", "paid"]].tolist() == [6, 3]  # documents 0-2 paid by day 9
+    assert total.loc["без напоминания", ["measured", "paid"]].tolist() == [6, 0]
+    pd.testing.assert_frame_equal(collect(wh, AS_OF).effectiveness, want)
+    pairs = measured_pairs(register, stored)
+    needed = wh.snapshot_members_among(pairs)
+    assert len(pairs) == 12 and len(needed) == 9 and len(everything) > 40
+    full = set(zip(everything["as_of_date"], everything["document_ref"], strict=True))
+    asked = set(zip(pairs["as_of_date"], pairs["document_ref"], strict=True))
+    assert set(zip(needed["as_of_date"], needed["document_ref"], strict=True)) == full & asked
 
 
 def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):

@@ -44,9 +44,10 @@ def _day(ts: pd.Series, tz: str) -> pd.Series:
     return pd.to_datetime(ts, utc=True).dt.tz_convert(tz).dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
 
 
-def effectiveness(register: pd.DataFrame, members: pd.DataFrame, snapshot_dates: np.ndarray, *,
-                  tz: str = "Europe/Moscow", days: int = PAID_WITHIN_DAYS) -> pd.DataFrame:
-    """Paid share within `days` of reminded documents vs those the step could not reach."""
+def _events(register: pd.DataFrame, snapshot_dates: np.ndarray, *, tz: str, days: int) -> pd.DataFrame | None:
+    """The email steps' events — reminded (the day it was sent) and control (skipped: the day
+    of that decision) — with the snapshot date each is measured on (``measure``: the first at
+    least `days` later, NaT while there is none); None when there is nothing to measure."""
     emails = register.loc[register["action"].eq("email")]
     reminded = emails.loc[emails["sent_at"].notna(), ["document_ref", "step_id"]].assign(
         group="напоминание", event=_day(emails.loc[emails["sent_at"].notna(), "sent_at"], tz))
@@ -54,14 +55,39 @@ def effectiveness(register: pd.DataFrame, members: pd.DataFrame, snapshot_dates:
     control = control_rows[["document_ref", "step_id"]].assign(
         group="без напоминания", event=pd.to_datetime(control_rows["as_of_date"]).astype("datetime64[s]"))
     ev = pd.concat([reminded, control], ignore_index=True)
-    cols = ["step_id", "group", "segment", "documents", "measured", "paid", "paid_share"]
     if ev.empty or len(snapshot_dates) == 0:
-        return pd.DataFrame(columns=cols)
+        return None
     dates = np.sort(np.asarray(snapshot_dates, dtype="datetime64[s]"))
     target = (ev["event"] + pd.Timedelta(days=days)).to_numpy(dtype="datetime64[s]")
     pos = np.searchsorted(dates, target, side="left")
     ev["measure"] = pd.Series(np.where(pos < len(dates), dates[np.minimum(pos, len(dates) - 1)],
                                        np.datetime64("NaT")), index=ev.index).astype("datetime64[s]")
+    return ev
+
+
+def measured_pairs(register: pd.DataFrame, snapshot_dates: np.ndarray, *, tz: str = "Europe/Moscow",
+                   days: int = PAID_WITHIN_DAYS) -> pd.DataFrame:
+    """(as_of_date, document_ref) of every snapshot `effectiveness` looks a document up in: the
+    only members of the stored snapshots it needs (every snapshot's every document would be
+    the open documents times the days of history)."""
+    ev = _events(register, snapshot_dates, tz=tz, days=days)
+    if ev is None:
+        return pd.DataFrame({"as_of_date": pd.Series([], dtype="datetime64[s]"),
+                             "document_ref": pd.Series([], dtype="str")})
+    pairs = ev.loc[ev["measure"].notna(), ["measure", "document_ref"]].rename(columns={"measure": "as_of_date"})
+    return pairs.drop_duplicates(ignore_index=True)
+
+
+def effectiveness(register: pd.DataFrame, members: pd.DataFrame, snapshot_dates: np.ndarray, *,
+                  tz: str = "Europe/Moscow", days: int = PAID_WITHIN_DAYS) -> pd.DataFrame:
+    """Paid share within `days` of reminded documents vs those the step could not reach.
+
+    `members`: (as_of_date, document_ref, segment) of open documents on the snapshot dates —
+    at least on the pairs `measured_pairs` gives — with each document's segment."""
+    cols = ["step_id", "group", "segment", "documents", "measured", "paid", "paid_share"]
+    ev = _events(register, snapshot_dates, tz=tz, days=days)
+    if ev is None:
+        return pd.DataFrame(columns=cols)
     open_then = members.rename(columns={"as_of_date": "measure"}).assign(still_open=True)
     ev = ev.merge(open_then[["measure", "document_ref", "still_open"]], on=["measure", "document_ref"], how="left")
     seg = members.dropna(subset=["segment"]).drop_duplicates("document_ref")[["document_ref", "segment"]]

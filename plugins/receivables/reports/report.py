@@ -16,7 +16,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from receivables import formatting
 from receivables.domain.aging import bucket_labels
-from receivables.reports.analytics import DEFINITIONS, ReportData, effectiveness, kpis, pivot_by
+from receivables.reports.analytics import (
+    DEFINITIONS,
+    ReportData,
+    effectiveness,
+    kpis,
+    measured_pairs,
+    pivot_by,
+)
 
 MONEY_FORMAT = '#,##0.00 "₽"'
 BUCKET_NAMES = {"not_due": "не просрочено"}
@@ -44,7 +51,10 @@ def collect(warehouse: Any, as_of: dt.date, *, run_id: str | None = None, tz: st
     history = warehouse.snapshot_totals()
     register = warehouse.read_register()
     dates = np.sort(history["as_of_date"].unique())
-    members = warehouse.snapshot_members([pd.Timestamp(d).date() for d in dates])
+    # the documents open on the snapshots effectiveness measures at, and today's (their segments)
+    needed = warehouse.snapshot_members_among(measured_pairs(register, dates, tz=tz))
+    members = pd.concat([needed, snap[["as_of_date", "document_ref"]].astype({"as_of_date": "datetime64[s]"})],
+                        ignore_index=True).drop_duplicates(ignore_index=True)
     seg = snap[["document_ref", "segment"]]
     members = members.merge(seg, on="document_ref", how="left")
     eff = effectiveness(register, members, dates, tz=tz)

@@ -575,6 +575,23 @@ class Warehouse:
         days, refs = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [])
         return pd.DataFrame({"as_of_date": convert.dates_from_days(days), "document_ref": pd.Series(refs, dtype="str")})
 
+    def snapshot_members_among(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """Those of the (as_of_date, document_ref) `pairs` that are open documents of a stored
+        snapshot (of any infobase), each once: looked up date by date, the documents in pages,
+        instead of reading every member of every date."""
+        t = aging_snapshot
+        rows: list[Any] = []
+        wanted = pairs.assign(day=[convert.day(d) for d in pairs["as_of_date"]]).dropna(subset=["day", "document_ref"])
+        with self.engine.connect() as conn:
+            for day, refs in wanted.groupby("day")["document_ref"]:
+                refs = sorted(set(refs.astype("str")))
+                for start in range(0, len(refs), 1000):
+                    q = (select(self._days(t.c.as_of_date), t.c.document_ref).distinct()
+                         .where(t.c.as_of_date == day, t.c.document_ref.in_(refs[start:start + 1000])))
+                    rows.extend(conn.execute(q).all())
+        days, refs = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [])
+        return pd.DataFrame({"as_of_date": convert.dates_from_days(days), "document_ref": pd.Series(refs, dtype="str")})
+
     def replace_plan(self, as_of: dt.date, run_id: str, plan: pd.DataFrame) -> int:
         """The date's latest plan (every decision but ``excluded``), for SQL users' preview.
         PostgreSQL: COPY in batches of CHUNK_ROWS (a million open documents' plan keeps ~1.7M
