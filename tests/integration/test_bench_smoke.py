@@ -70,3 +70,19 @@ def test_end_to_end_reads_task_times_from_the_airflow_database():
     assert any(k == "start" for k in r["task_s"])
     assert any(k.split("[")[0].endswith("extract") for k in r["task_s"])
     assert r["documents_read"] and r["documents_read"] > 0
+
+
+@pytest.mark.postgres
+def test_tasks_at_scale_run_every_task_in_its_own_process(tmp_path):
+    """benchmarks.bench_tasks (docs/production.md's sizing): every task runs, each reports its
+    time and peak memory, the plan acts on the documents aging found open."""
+    from db_fixtures import postgres_database
+
+    bench_tasks = pytest.importorskip("benchmarks.bench_tasks")
+    with postgres_database() as url:
+        steps = bench_tasks.run(url, size=2000)
+    assert [s["step"] for s in steps] == list(bench_tasks.STEPS), steps
+    assert all(s["seconds"] >= 0 and positive(s["peak_rss_mb"]) for s in steps)  # rounded to 0.1 s
+    by = {s["step"]: s for s in steps}
+    assert by["validate"]["success"] and by["aging"]["open_documents"] > 0 and by["report"]["xlsx_mb"] > 0
+    assert sum(by["plan"]["to_act"].values()) > 0 and sum(by["plan"]["decisions"].values()) > 0
