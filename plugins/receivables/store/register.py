@@ -314,7 +314,8 @@ def _stage_decisions(conn: Connection, frame: pd.DataFrame, *, run_id: str, as_o
     n = len(frame)
     staged = Table("_decisions_in", MetaData(), *(Column(c.name, c.type) for c in t.columns if c.name != "sent_at"),
                    prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
-    conn.execute(text("DROP TABLE IF EXISTS _decisions_in"))  # an earlier call in this transaction
+    # an earlier call in this transaction left it (pg_temp: never a permanent table of that name)
+    conn.execute(text("DROP TABLE IF EXISTS pg_temp._decisions_in"))
     staged.create(conn)
     given = frame["infobase"].astype("str") if "infobase" in frame.columns else pd.Series([None] * n, dtype="str")
     columns = {c: convert.copy_text_column(frame[c] if c in frame.columns else pd.Series([None] * n, dtype="str"))
