@@ -539,6 +539,9 @@ def test_a_logged_frame_stores_what_logged_rows_store(wh, monkeypatch):
     assert first["logged_at"].tolist()[0::4] == [pd.Timestamp("2026-11-20 12:00", tz="UTC"),
                                                  pd.Timestamp("2026-11-20 06:30", tz="UTC")]
     assert first.loc[1, "logged_at"] == pd.Timestamp("2026-11-20 09:00", tz="UTC")
+    wh.append_log(frame.drop(columns="logged_at").assign(run_id="r3"))  # three batches, one moment
+    third = wh.read_log().query("run_id == 'r3'")["logged_at"]
+    assert len(third) == 5 and third.nunique() == 1
 
 
 def test_log_counts_are_the_logs_rows_grouped(wh):

@@ -172,8 +172,9 @@ def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
 
 def _empty_guid_rows(data: np.ndarray) -> np.ndarray | None:
     """For text of 36-byte values only: None when some byte could change under `ref`
-    (`_changes_under_ref`), else the values shaped like the empty GUID ('0' at `_ZERO_AT`). One pass in cache-sized blocks of whole values: reading those bytes in a pass of
-    their own waited on memory for every value (~0.3 s per 40M references)."""
+    (`_changes_under_ref`), else the values shaped like the empty GUID ('0' at `_ZERO_AT`). One
+    pass in cache-sized blocks of whole values: reading those bytes in a pass of their own waited
+    on memory for every value (~0.3 s per 40M references)."""
     guids = data.reshape(-1, 36)
     rows = _SCAN_BLOCK // 36
     found = []

@@ -424,7 +424,7 @@ class Warehouse:
                        infobase: str) -> None:
         """PostgreSQL: COPY FROM STDIN of text built column-wise with pyarrow (exact money text)."""
         constants = {"infobase": infobase, "as_of_date": day.isoformat()}
-        self._copy(conn, aging_snapshot, {
+        convert.copy_rows(conn, aging_snapshot.name, {
             name: convert.copy_constant(constants[name], len(part)) if name in constants
             else self._copy_column(aging_snapshot, name, part[name]) for name in cols})
 
@@ -438,10 +438,6 @@ class Warehouse:
         if kind == "moment":
             return convert.copy_moment_column(series)
         return convert.copy_int_column(series) if kind == "int" else convert.copy_text_column(series)
-
-    @staticmethod
-    def _copy(conn: Connection, table: Any, columns: dict[str, Any]) -> None:
-        convert.copy_rows(conn, table.name, columns)
 
     def _days(self, col: Any) -> Any:
         """A DATE column as days since 1970-01-01 (fast to turn into datetime64)."""
@@ -605,7 +601,7 @@ class Warehouse:
         def copy(conn: Connection) -> None:
             for start in range(0, n, CHUNK_ROWS):
                 part = rows.iloc[start:start + CHUNK_ROWS]
-                self._copy(conn, t, {"as_of_date": convert.copy_constant(day.isoformat(), len(part)),
+                convert.copy_rows(conn, t.name, {"as_of_date": convert.copy_constant(day.isoformat(), len(part)),
                                      "run_id": convert.copy_constant(run_id, len(part)),
                                      **{c: self._copy_column(t, c, part[c]) for c in cols}})
 
@@ -707,19 +703,20 @@ class Warehouse:
         """`append_log` of a frame by COPY: the values `_log_payload` gives, as COPY text."""
         t = collection_log
         cols = [c for c in t.columns.keys() if c != "id" and (c in frame.columns or c == "logged_at")]
+        now = _now()  # one moment for the rows that give none, as `_log_payload` has
+        now_text = convert.copy_moment_column(pd.Series([now])).to_pylist()[0]
         with self.engine.begin() as conn:
             for start in range(0, len(frame), CHUNK_ROWS):
                 part = frame.iloc[start:start + CHUNK_ROWS]
                 columns = {}
                 for c in cols:
                     if c == "logged_at" and (c not in part.columns or part[c].isna().all()):
-                        now = convert.copy_moment_column(pd.Series([_now()])).to_pylist()[0]
-                        columns[c] = convert.copy_constant(now, len(part))  # the usual case: all now
+                        columns[c] = convert.copy_constant(now_text, len(part))  # the usual case: all now
                     elif c == "logged_at":  # the missing ones: now
-                        columns[c] = convert.copy_moment_column(part[c].astype(object).fillna(_now()))
+                        columns[c] = convert.copy_moment_column(part[c].astype(object).fillna(now))
                     else:
                         columns[c] = self._copy_column(t, c, part[c])
-                self._copy(conn, t, columns)
+                convert.copy_rows(conn, t.name, columns)
         return len(frame)
 
     @staticmethod
