@@ -330,13 +330,18 @@ def floating(s: pd.Series) -> pd.Series:
 _CONVERT = {REF: ref, DATE: date, MONEY: money, TEXT: text, BOOL: boolean, INT: integer, FLOAT: floating}
 
 
-def typed(df: pd.DataFrame, frame: str) -> pd.DataFrame:
-    """Apply the kinds of `frames.FRAMES[frame]` to same-named columns, in contract order."""
+def typed(df: pd.DataFrame, frame: str, ready: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Apply the kinds of `frames.FRAMES[frame]` to same-named columns, in contract order;
+    the `ready` columns are converted already and taken as they are."""
     spec = FRAMES[frame]
     out = pd.DataFrame(index=df.index)
     for col, kind in spec.items():
-        out[col] = _CONVERT[kind](df[col]) if col in df.columns else _CONVERT[kind](
-            pd.Series([None] * len(df), index=df.index, dtype=object))
+        if col in ready:
+            out[col] = df[col]
+        elif col in df.columns:
+            out[col] = _CONVERT[kind](df[col])
+        else:
+            out[col] = _CONVERT[kind](pd.Series([None] * len(df), index=df.index, dtype=object))
     return out.reset_index(drop=True)
 
 
@@ -452,24 +457,26 @@ def _payments(raw: Mapping[str, RawSet]) -> pd.DataFrame:
             "Ref_Key": "payment_ref", "Number": "payment_number", "Date": "payment_date",
             "Posted": "posted", "DeletionMark": "deleted", "Организация_Key": "organization_ref",
             "ХозяйственнаяОперация": "operation"})
-        head["payment_ref"] = ref(head["payment_ref"])
-        head["posted"] = boolean(head["posted"])
-        head["deleted"] = boolean(head["deleted"])
+        receipt = ref(head["payment_ref"])
         # only posted, not deleted receipts of customer payments settle orders
-        keep = head["posted"] & ~head["deleted"] & (text(head["operation"]) == CUSTOMER_PAYMENT)
-        head = head.loc[keep, ["payment_ref", "payment_number", "payment_date", "organization_ref"]]
+        keep = boolean(head["posted"]) & ~boolean(head["deleted"]) & (text(head["operation"]) == CUSTOMER_PAYMENT)
+        kept = np.flatnonzero(keep.to_numpy(dtype=bool))
         lines = _rename(raw[rows], {"Ref_Key": "payment_ref", "LineNumber": "line",
                                     "Партнер_Key": "partner_ref", "Сумма": "amount",
                                     "ОбъектРасчетов_Key": "settlement_ref"})
         lines["payment_ref"] = ref(lines["payment_ref"])
-        # an inner join on the receipt (its first row), in the lines' order, by position
-        at = positions(lines["payment_ref"], head["payment_ref"])
+        # an inner join on the kept receipt (its first row), in the lines' order, by position;
+        # the receipt's columns converted before they are taken (fewer rows, no text copied)
+        at = positions(lines["payment_ref"], receipt if len(kept) == len(head) else receipt.take(kept))
         hit = np.flatnonzero(at >= 0)
-        joined = lines.take(hit).reset_index(drop=True)
-        for col in ("payment_number", "payment_date", "organization_ref"):
-            joined[col] = head[col].take(at[hit]).reset_index(drop=True)
+        row = kept[at[hit]]
+        joined = lines if len(hit) == len(lines) else lines.take(hit)
+        joined = joined.reset_index(drop=True)
+        for col, convert in (("payment_number", text), ("payment_date", date), ("organization_ref", ref)):
+            joined[col] = convert(head[col]).take(row).reset_index(drop=True)
         joined["source"] = source
-        parts.append(typed(joined, "payments"))
+        parts.append(typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date",
+                                                      "organization_ref")))
     return pd.concat(parts, ignore_index=True) if parts else typed(pd.DataFrame(), "payments")
 
 
