@@ -374,6 +374,22 @@ def _numbering(columns) -> list:
     return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def domain_keys(frames, domain: str) -> list:
+    """The int64 keys of `KEYED[domain]`'s reference columns of `frames` (those it has), numbered
+    together (`_numbering`), in `KEYED`'s order."""
+    return _numbering([frames[name][col] for name, col in KEYED[domain] if name in frames])
+
+
+def attach_keys(frames, keys: dict) -> dict:
+    """`frames` with each domain's keys (`domain_keys`, by domain name) beside their reference
+    columns; the frames themselves are not modified."""
+    out = dict(frames)
+    for domain, codes in keys.items():
+        for (name, col), key in zip([c for c in KEYED[domain] if c[0] in frames], codes, strict=True):
+            out[name] = out[name].assign(**{key_column(col): key})
+    return out
+
+
 def with_keys(frames):
     """`frames` with the `KEYED` reference columns' integer keys beside them (``x_key`` for
     ``x_ref``): each domain's columns numbered together in one pass (`_numbering`: GUID text
@@ -385,17 +401,12 @@ def with_keys(frames):
     themselves are not modified."""
     from concurrent.futures import ThreadPoolExecutor
 
-    domains = [[(name, col) for name, col in cols if name in frames] for cols in KEYED.values()]
-    if all(key_column(col) in frames[name].columns for cols in domains for name, col in cols):
+    if all(key_column(col) in frames[name].columns for cols in KEYED.values() for name, col in cols
+           if name in frames):
         return frames
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="keys") as pool:
-        jobs = [pool.submit(_numbering, [frames[name][col] for name, col in cols]) for cols in domains]
-        keys = [job.result() for job in jobs]
-    out = dict(frames)
-    for cols, codes in zip(domains, keys, strict=True):
-        for (name, col), key in zip(cols, codes, strict=True):
-            out[name] = out[name].assign(**{key_column(col): key})
-    return out
+        jobs = {domain: pool.submit(domain_keys, frames, domain) for domain in KEYED}
+        return attach_keys(frames, {domain: job.result() for domain, job in jobs.items()})
 
 
 def frame_keys(df, ref_column: str):

@@ -30,12 +30,13 @@ from receivables.domain.frames import (
     MONEY,
     REF,
     TEXT,
+    attach_keys,
+    domain_keys,
     frame_keys,
     key_positions,
     member,
     positions,
     text_buffers,
-    with_keys,
 )
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
@@ -394,17 +395,27 @@ def _settlement_objects(raw: Mapping[str, RawSet]) -> pd.DataFrame:
 
 
 def _normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
-    big = {"payments": _payments, "orders": _orders, "stages": _stages,
-           "settlement_objects": _settlement_objects}
-    # the big sets side by side: mostly Arrow and pandas C code that releases the GIL, so
-    # both cores of a worker take part (100k open documents' sets 0.66 -> 0.47 s on 2 cores);
-    # the longest (payments: two joins of receipts and their lines) first, so it does not run
-    # alone at the end
+    # the big sets side by side: mostly Arrow, pandas and compiled code that releases the GIL,
+    # so both cores of a worker take part. One thread makes the payments (the longest: two joins
+    # of receipts and their lines), the other orders, stages and settlement objects and then
+    # numbers the documents (`frames.domain_keys`) while the payments are still being made; the
+    # settlement objects' numbering follows the payments in theirs. This thread meanwhile makes
+    # the small frames.
+    def documents() -> tuple[dict[str, pd.DataFrame], list]:
+        made = {"orders": _orders(raw), "stages": _stages(raw), "settlement_objects": _settlement_objects(raw)}
+        return made, domain_keys(made, "document")
+
+    def payments() -> tuple[pd.DataFrame, list]:
+        made = _payments(raw)
+        return made, domain_keys({**by_documents.result()[0], "payments": made}, "settlement")
+
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
-        jobs = {name: pool.submit(make, raw) for name, make in big.items()}
-        small = _small_frames(raw)  # meanwhile, in this thread
-        frames = {name: job.result() for name, job in jobs.items()}
-    return with_keys({**frames, **small})
+        by_documents = pool.submit(documents)
+        by_payments = pool.submit(payments)
+        small = _small_frames(raw)
+        (frames, document_keys), (paid, settlement_keys) = by_documents.result(), by_payments.result()
+    return attach_keys({**frames, "payments": paid, **small},
+                       {"document": document_keys, "settlement": settlement_keys})
 
 
 def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
