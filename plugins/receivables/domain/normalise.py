@@ -34,6 +34,7 @@ from receivables.domain.frames import (
     domain_keys,
     frame_keys,
     key_positions,
+    lookup,
     member,
     positions,
     text_buffers,
@@ -431,9 +432,10 @@ def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     contacts = typed(_rename(raw["Catalog_Партнеры_КонтактнаяИнформация"], {
         "Ref_Key": "partner_ref", "LineNumber": "line", "Тип": "type", "Вид_Key": "kind_ref",
         "АдресЭП": "email", "НомерТелефона": "phone", "Представление": "presentation"}), "contacts")
-    contacts = contacts.drop(columns="kind_name").merge(
-        kinds.drop_duplicates("kind_ref"), on="kind_ref", how="left")
-    frames["contacts"] = contacts[list(FRAMES["contacts"])]
+    # a lookup, not a merge: the merge's checks turn the references into Python strings while
+    # holding the GIL that the big sets' threads need
+    kind_names = kinds.drop_duplicates("kind_ref").set_index("kind_ref")["kind_name"]
+    frames["contacts"] = contacts.assign(kind_name=lookup(contacts["kind_ref"], kind_names))
     frames["counterparties"] = typed(_rename(raw["Catalog_Контрагенты"], {
         "Ref_Key": "counterparty_ref", "Description": "name", "НаименованиеПолное": "full_name",
         "ИНН": "inn", "КПП": "kpp", "Партнер_Key": "partner_ref", "ЮрФизЛицо": "legal_form"}),
@@ -451,9 +453,8 @@ def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
                               {"Ref_Key": "segment_ref", "Description": "segment_name"}), "segments")
     members = typed(_rename(raw["InformationRegister_ПартнерыСегмента"],
                             {"Сегмент_Key": "segment_ref", "Партнер_Key": "partner_ref"}), "segments")
-    frames["segments"] = members.drop(columns="segment_name").merge(
-        seg_names[["segment_ref", "segment_name"]].drop_duplicates("segment_ref"),
-        on="segment_ref", how="left")[list(FRAMES["segments"])]
+    segment_names = seg_names.drop_duplicates("segment_ref").set_index("segment_ref")["segment_name"]
+    frames["segments"] = members.assign(segment_name=lookup(members["segment_ref"], segment_names))
     return frames
 
 
