@@ -118,6 +118,27 @@ def test_guid_keys_number_like_arrow_and_decline_what_is_not_canonical_guid_text
     assert got.tolist() == want.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
 
 
+@pytest.mark.parametrize("sizes", [[4000], [2000, 2000], [1500, 1, 2499], [2000, 0, 1000, 1000]])
+def test_guid_keys_table_grows_and_keeps_every_key(sizes):
+    """The compiled table is sized for 70% of the rows distinct and grows when fuller: values
+    numbered before it grows (in earlier chunks) keep their keys, repeats after it find them."""
+    import uuid
+
+    import pyarrow as pa
+
+    from receivables.domain.guid_keys import guid_keys
+
+    rng = np.random.default_rng(7)
+    distinct = [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i)) for i in range(3990)]
+    values = distinct + [distinct[5], None, distinct[3989], distinct[0], None, distinct[2000],
+                         distinct[1], distinct[3000], distinct[17], distinct[3988]]
+    bounds = np.cumsum([0, *sizes])
+    chunks = [pa.array(values[a:b], pa.large_string()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    got = guid_keys(chunks, min_values=0)
+    want = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
+    assert got.tolist() == want.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
+
+
 @settings(max_examples=150, deadline=None)
 @given(keys=st.lists(_ref | st.sampled_from(ODD_REFS[:1]), max_size=20), index=st.lists(_ref, max_size=6))
 def test_positions_of_guid_text_equal_arrow_index_in(keys, index):

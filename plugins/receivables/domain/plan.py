@@ -442,7 +442,7 @@ def _contact_caps(is_email: np.ndarray, partner_code: np.ndarray, partners: pd.S
     (a missing partner among them), `doc_of` the document of each candidate."""
     # only email candidates (private persons' for the caps) are held
     quiet = np.zeros(len(is_email), dtype=bool)
-    cap = np.full(len(is_email), -1, dtype="int64")  # position in _CAPS, -1: none
+    cap = np.full(len(is_email), -1, dtype=np.int8)  # position in _CAPS, -1: none (a byte a candidate)
     sent = register.loc[register["sent_at"].notna() & register["action"].eq("email"),
                         ["partner_ref", "sent_at", "external_ref"]]
     private = np.flatnonzero(is_email & private_person)
@@ -561,8 +561,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
         offset = _per_step(steps["offset"].fillna(0).astype("int64").to_numpy(), 0)[si]
         business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
-        anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]"),
-                          doc_col("due_date").astype("datetime64[s]"))
+        anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]", copy=False),
+                          doc_col("due_date").astype("datetime64[s]", copy=False))
         due_day = anchor + offset.astype("timedelta64[D]")
         business = np.flatnonzero(business_unit)  # the calendar only for steps counted in working days
         due_day[business] = cal.add_working_days_each(
@@ -595,8 +595,12 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
             pct = per_candidate((docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64"))  # a ratio
         require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
         give(~np.isnan(require_pct) & (pct > require_pct), "require_payment_percent")
-        require_min = _per_step(steps["require_min"].fillna(-1).to_numpy(dtype="float64"), -1.0)[si]
-        give((require_min >= 0) & (doc_col("outstanding") < require_min), "require_min_outstanding")
+        # checked for the candidates of steps that require a minimum only (few steps do)
+        require_min = _per_step(steps["require_min"].fillna(-1).to_numpy(dtype="float64"), -1.0)
+        needs = np.flatnonzero((require_min >= 0)[si])
+        below = np.zeros(len(si), dtype=bool)
+        below[needs] = docs["outstanding"].to_numpy()[doc_order][place[needs]] < require_min[si[needs]]
+        give(below, "require_min_outstanding")
 
         # several due steps of one action for one document: only the latest due day acts
         rows = np.flatnonzero((code < 0) & ~no_step)
@@ -636,7 +640,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # target: the partner's address for email, else the assignee's name
         target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
                                 ignore_index=True)
-        target_at = np.where(is_email, address, np.where(assignee_mgr >= 0, assignee_mgr + len(recipients), -1))
+        target_at = assignee_mgr.copy()  # built in place: three passes, one new array
+        np.add(target_at, len(recipients), out=target_at, where=assignee_mgr >= 0)
+        np.copyto(target_at, address, where=is_email)
         # the sender of each organization, read per candidate through the organization's code
         org_code, orgs = pd.factorize(docs["organization_name"], use_na_sentinel=False)
         default, by_org = policy.senders.default, policy.senders.by_organization
@@ -678,12 +684,15 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out["reason"] = _take_category(_REASON_NAMES, code)
         out.update({col: job.result() for col, job in taking.items()})
     plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
-    rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
     # the candidates' document ranks ascend (they come in document order), so they are in output
-    # order unless some rank's steps are not: only documents sharing a date and a number interleave
-    doc_key = doc_rank[doc_order][place]
-    if ((doc_key[1:] == doc_key[:-1]) & (rank_key[1:] < rank_key[:-1])).any():
-        plan = plan.take(lexsort((rank_key, doc_key))).reset_index(drop=True)
+    # order unless some rank's steps are not: only documents sharing a date and a number interleave,
+    # and without such documents (1C numbers are unique within a year) nothing is checked per candidate
+    ranks = doc_rank[doc_order]
+    if (ranks[1:] == ranks[:-1]).any():
+        doc_key = ranks[place]
+        rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
+        if ((doc_key[1:] == doc_key[:-1]) & (rank_key[1:] < rank_key[:-1])).any():
+            plan = plan.take(lexsort((rank_key, doc_key))).reset_index(drop=True)
     return plan
 
 
