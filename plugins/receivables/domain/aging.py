@@ -55,7 +55,9 @@ def buckets(days_overdue: pd.Series, bounds: Sequence[int]) -> pd.Series:
     labels = bucket_labels(bounds)
     edges = np.asarray([0, *bounds])
     idx = np.searchsorted(edges, days_overdue.to_numpy(dtype="int64"), side="left")
-    return pd.Series(np.asarray(labels, dtype=object)[idx], index=days_overdue.index, dtype="str")
+    out = pd.Series(labels, dtype="str").take(idx)  # Arrow takes the text: no Python string per row
+    out.index = days_overdue.index
+    return out
 
 
 def open_orders(orders: pd.DataFrame) -> np.ndarray:

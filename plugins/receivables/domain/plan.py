@@ -338,6 +338,14 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
                                      validate=False)
 
 
+def _step_integers(values: pd.Series, si: np.ndarray) -> pd.arrays.IntegerArray:
+    """A step-level integer column at every candidate (`si`, -1: missing), as Int64 built from
+    numpy (no masked take)."""
+    per_step = pd.array(values, dtype="Int64")
+    return pd.arrays.IntegerArray(_per_step(per_step.to_numpy(dtype="int64", na_value=0), 0)[si],
+                                  _per_step(per_step.isna(), True)[si])
+
+
 def _taker(col: str):
     return _take_category if col in CATEGORY_COLUMNS else _take
 
@@ -534,12 +542,14 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # candidates come in output order (documents by date and number): the final sort is (almost)
         # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
         # so reordering every document column first no longer pays for itself
-        doc_order, doc_rank = _document_order(docs)
+        # (the sort on its own frame: this thread adds the pool column to `docs` meanwhile)
+        ordering = pool.submit(_document_order, docs[["document_number", "document_date"]])
         pool_code, pool_names = _pool_codes(docs, (distinct, partner_code), frames["segments"], policy)
         docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
         doc_reason = _document_reasons(docs, pool_code, (distinct, partner_code), frames["segments"], policy)
+        doc_order, doc_rank = ordering.result()
         di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
-        taking = {}
+        taking = {col: pool.submit(_step_integers, steps[col], si) for col in ("step_rank", "deadline_business_days")}
         for col in PLAN_COLUMNS:
             if col in docs.columns and col != "manager_name":  # looked up again below
                 taking[col] = pool.submit(_taker(col), docs[col], place, doc_order)
@@ -655,10 +665,6 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
         taking["target"] = pool.submit(_take_category, target_from, target_at)
         out = {}
-        for col in ("step_rank", "deadline_business_days"):  # Int64 built from numpy: no masked take
-            per_step = pd.array(steps[col], dtype="Int64")
-            out[col] = pd.arrays.IntegerArray(_per_step(per_step.to_numpy(dtype="int64", na_value=0), 0)[si],
-                                              _per_step(per_step.isna(), True)[si])
         out["anchor_date"] = anchor
         out["due_day"] = due_day
         # a sender code per document, then per candidate: one gather of small codes
