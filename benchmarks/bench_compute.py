@@ -162,20 +162,21 @@ def raw_frames(rows_by_set: dict[str, list[dict]]) -> dict[str, Any]:
     the rows are consumed (each set's list is dropped once converted)."""
     from receivables.extract import ORDER_BY
     from receivables.onec.client import _order_fields, frame_from_pages
-    from receivables.onec.schema import READ_SETS
+    from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
 
     out = {}
     for name, fields in READ_SETS.items():
         rows = rows_by_set.pop(name, [])
         pages = (rows[i:i + PAGE_SIZE] for i in range(0, max(len(rows), 1), PAGE_SIZE))
-        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]))
+        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]),
+                                        REPEATING_FIELDS.get(name, ()))
         del rows
     return out
 
 
 def load_frames(size: int) -> tuple[dict[str, Any], float]:
     """(raw frames of the whole input, seconds spent building them), company by company."""
-    import pandas as pd
+    from receivables.domain.frames import concat_frames
 
     parts: dict[str, list[Any]] = {}
     build = 0.0
@@ -187,7 +188,7 @@ def load_frames(size: int) -> tuple[dict[str, Any], float]:
         build += time.perf_counter() - t0
         del company
         gc.collect()
-    frames = {name: dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True) for name, dfs in parts.items()}
+    frames = {name: dfs[0] if len(dfs) == 1 else concat_frames(dfs) for name, dfs in parts.items()}
     return frames, build
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.onec.client import ODataClient
-from receivables.onec.schema import READ_SETS
+from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def fetch_raw(client: ODataClient, *, page_size: int | None = None) -> dict[str,
     client.check_published({name: list(fields) for name, fields in READ_SETS.items()})
     raw: dict[str, pd.DataFrame] = {}
     for name, fields in READ_SETS.items():
-        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size)
+        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size,
+                                       categorical=REPEATING_FIELDS.get(name, ()))
     return raw
 
 

@@ -58,13 +58,13 @@ def _frames_equal(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> Non
 def _raw_frames(raw: dict[str, list[dict]], page: int) -> dict[str, pd.DataFrame]:
     """Each set as the client builds it: pages of `page` rows, converted one by one."""
     from receivables.onec.client import frame_from_pages
-    from receivables.onec.schema import READ_SETS
+    from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
 
     out = {}
     for name, fields in READ_SETS.items():
         rows = raw[name]
         pages = [rows[i:i + page] for i in range(0, len(rows), page)] or [[]]
-        out[name], _ = frame_from_pages(pages, list(fields), ["Ref_Key"])
+        out[name], _ = frame_from_pages(pages, list(fields), ["Ref_Key"], REPEATING_FIELDS.get(name, ()))
     return out
 
 
@@ -76,8 +76,35 @@ def test_raw_frames_normalise_exactly_like_row_lists():
     raw = {name: [dict(r) for r in ds.rows(name)] for name in ds.names()}
     frames = _raw_frames(raw, page=37)
     assert str(frames["Document_ЗаказКлиента"]["Ref_Key"].dtype) == "str"  # Arrow-backed text
+    assert frames["Document_ЗаказКлиента"]["Партнер_Key"].dtype == "category"  # dictionary-encoded
     assert len(frames["Document_ЗаказКлиента"]) == len(raw["Document_ЗаказКлиента"]) > 0
     _frames_equal(normalise(frames), normalise(raw))
+
+
+def test_repeating_columns_are_sorted_categories_of_the_text_plain_columns_text():
+    """`frames.CATEGORICAL` columns are categoricals of exactly the text the plain path gives
+    (sorted categories, each used), whichever way the raw set came; the rest is plain."""
+    from receivables.domain.frames import CATEGORICAL, FRAMES
+    from receivables.domain.normalise import normalise
+    from receivables.onec.emulator.generator import generate_company
+
+    ds = generate_company(seed=7, scale=0.01, end_date=dt.date(2026, 11, 20))
+    raw = {name: [dict(r) for r in ds.rows(name)] for name in ds.names()}
+    raw["Document_ЗаказКлиента"][0]["Партнер_Key"] = "  " + raw["Document_ЗаказКлиента"][0]["Партнер_Key"].upper()
+    raw["Document_ЗаказКлиента"][1]["Организация_Key"] = "00000000-0000-0000-0000-000000000000"
+    for frames in (normalise(raw), normalise(_raw_frames(raw, page=50))):
+        for name, spec in FRAMES.items():
+            for col in spec:
+                values = frames[name][col]
+                if col not in CATEGORICAL.get(name, ()):
+                    assert values.dtype != "category", (name, col)
+                    continue
+                assert values.dtype == "category", (name, col)
+                cats = list(values.cat.categories)
+                assert cats == sorted(cats) and set(values.dropna()) == set(cats), (name, col)
+        orders = frames["orders"]
+        assert orders["partner_ref"].iloc[0] == raw["Document_ЗаказКлиента"][0]["Партнер_Key"].strip().lower()
+        assert pd.isna(orders["organization_ref"].iloc[1])  # the empty reference: missing
 
 
 def test_raw_frame_text_columns_are_one_contiguous_array():
@@ -120,6 +147,22 @@ def test_raw_frames_keep_odd_values_for_the_gate_as_row_lists_do():
     _frames_equal(normalise(frames), normalise(raw))
     assert orders["amount"].isna().tolist() == [False, False, False, True, True]  # "12x" stays bad
     assert orders["document_date"].iloc[1].year == 3000
+
+
+def test_raw_frame_dictionary_encodes_text_of_the_fields_asked_and_only_text():
+    """Asked-for fields holding text become categoricals of it (missing values and all-missing
+    pages included); a field whose pages disagree in type is what it would be unencoded."""
+    from receivables.onec.client import frame_from_pages
+
+    pages = [[{"k": f"r{i}", "a": ["x", "y", None][i % 3], "b": "1" if i < 4 else 2} for i in range(j, j + 4)]
+             for j in range(0, 12, 4)] + [[{"k": "r12", "a": None, "b": None}], []]
+    df, _ = frame_from_pages(pages, ["k", "a", "b"], ["k"], categorical=["a", "b"])
+    plain, _ = frame_from_pages(pages, ["k", "a", "b"], ["k"])
+    assert df["a"].dtype == "category" and df["a"].cat.categories.dtype == "str"
+    pd.testing.assert_series_equal(df["a"].astype("str"), plain["a"])
+    assert df["a"].isna().sum() == 5
+    pd.testing.assert_series_equal(df["b"], plain["b"])  # text on one page, numbers on others
+    assert df["k"].dtype == "str"
 
 
 def test_raw_frame_drops_page_repeats_and_keeps_conflicting_duplicates():

@@ -5,6 +5,8 @@ Column conventions (the contract between extraction, validation, aging and plan)
 - dates are ``datetime64[s]`` at midnight: calendar dates in the policy time zone;
 - money is ``int64`` kopecks (exact; summed and compared without float error);
 - text is pandas ``str`` with 1C's trailing spaces stripped;
+- the `CATEGORICAL` reference and text columns are pandas categoricals of that text (sorted
+  categories): few distinct values over millions of rows, a small integer code per row;
 - beside the reference columns aging joins on (`KEYED`), ``x_key`` for ``x_ref``: an int64
   key of the reference, one numbering per kind of thing referred to (documents, settlement
   objects), -1 for none (`with_keys`; normalise adds them, aging numbers frames without them).
@@ -133,6 +135,18 @@ FRAMES: dict[str, dict[str, str]] = {
 }
 
 
+#: frame -> its columns held as categoricals of their text (references and enumerations that
+#: repeat over the big frames' rows: ~45 bytes of text per row become a 1-4 byte code). The raw
+#: frames bring them dictionary-encoded (`onec.schema.REPEATING_FIELDS`); normalise converts
+#: the distinct values only. Unique references (documents, settlement objects, receipts) stay text.
+CATEGORICAL: dict[str, frozenset[str]] = {
+    "orders": frozenset({"partner_ref", "counterparty_ref", "organization_ref", "contract_ref", "manager_ref",
+                         "currency_ref", "status", "settlement"}),
+    "stages": frozenset({"option"}),
+    "settlement_objects": frozenset({"object_type", "kind", "partner_ref", "organization_ref"}),
+    "payments": frozenset({"source", "partner_ref", "organization_ref"}),
+}
+
 #: threads the compute steps use for work that releases the GIL (Arrow kernels): the
 #: 2-core workers this is sized for (issue 8 benchmark)
 COMPUTE_THREADS = 2
@@ -147,12 +161,73 @@ def arrow_str(values):
     import pandas as pd
     import pyarrow as pa
 
-    if not isinstance(values, (pd.Series, pd.Index)) or values.dtype != "str":
+    if is_categorical(values):
+        values = categorical_text(pd.Series(values))
+    elif not isinstance(values, (pd.Series, pd.Index)) or values.dtype != "str":
         values = pd.Series(list(values) if isinstance(values, set) else values, dtype="str")
     arr = pa.array(values)
     if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 1:
         return arr.chunk(0)
     return arr
+
+
+def is_categorical(values) -> bool:
+    import pandas as pd
+
+    return isinstance(getattr(values, "dtype", None), pd.CategoricalDtype)
+
+
+def category_parts(values) -> tuple:
+    """(categories, codes as a numpy array) of a categorical Series, Index or array."""
+    import numpy as np
+    import pandas as pd
+
+    arr = values.array if isinstance(values, (pd.Series, pd.Index)) else values
+    return arr.categories, np.asarray(arr.codes)
+
+
+def text_category(values, codes=None):
+    """A categorical Series of the text `values` (sorted distinct values as categories, missing
+    values code -1). With `codes`, `values` are the text of some codes' categories (converted,
+    so possibly repeated or missing): the result is then one value per code (-1: missing), its
+    categories the values some code names (whatever the codes' history, the same values give
+    the same categories)."""
+    import numpy as np
+    import pandas as pd
+
+    values = pd.Series(values, dtype="str") if not isinstance(values, pd.Series) else values
+    new, uniques = pd.factorize(values, sort=True)
+    if codes is not None:
+        # code -1 takes the appended -1 (missing); gathered in the narrowest type that holds them
+        width = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(uniques) < np.iinfo(t).max)
+        new = np.append(new, -1).astype(width)[codes]
+        used = np.zeros(len(uniques) + 1, dtype=bool)
+        used[new] = True  # -1: the last entry, not a category
+        used = used[:-1]
+        if not used.all():
+            uniques = uniques[used]
+            new = np.append(np.cumsum(used) - 1, -1).astype(width)[new]
+    dtype = pd.CategoricalDtype(pd.Index(uniques, dtype="str"))
+    out = pd.Categorical.from_codes(new, dtype=dtype, validate=False)
+    return pd.Series(out, index=values.index if codes is None else None)
+
+
+def concat_frames(frames):
+    """`pd.concat(frames, ignore_index=True)`, with a column categorical in every frame
+    categorical in the result (its categories united): pandas' concat of categoricals whose
+    categories differ makes Python objects of them."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api.types import union_categoricals
+
+    frames = list(frames)
+    columns = list(frames[0].columns)
+    united = [c for c in columns if all(c in df.columns and is_categorical(df[c]) for df in frames)]
+    out = pd.concat([df.drop(columns=united) for df in frames], ignore_index=True)
+    for col in united:  # (concatenated apart: pandas would first make Python objects of them)
+        whole = union_categoricals([df[col].array for df in frames], ignore_order=True)
+        out[col] = text_category(pd.Series(whole.categories.array), np.asarray(whole.codes))
+    return out[[c for c in columns if c in out.columns] + [c for c in out.columns if c not in columns]]
 
 
 def categorical_text(values):
@@ -174,12 +249,21 @@ def categorical_text(values):
                      name=values.name)
 
 
+def plain(values):
+    """`values`, a categorical Series as its text (`categorical_text`), anything else as it is."""
+    return categorical_text(values) if is_categorical(values) else values
+
+
 def member(values, universe):
     """`values.isin(universe)` by hashing: pandas' Arrow-string isin builds one Python
     scalar per element of `universe`, which costs seconds at a million rows. Missing
     values are never members."""
+    import numpy as np
     import pyarrow.compute as pc
 
+    if is_categorical(values):  # the distinct values once, then one lookup per code
+        categories, codes = category_parts(values)
+        return np.append(member(categories, universe), False)[codes]
     found = pc.is_in(arrow_str(values), value_set=arrow_str(universe).drop_null(), skip_nulls=True)
     return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
@@ -193,6 +277,12 @@ def positions(keys, index):
 
     from receivables.domain.guid_keys import guid_keys
 
+    if is_categorical(keys):  # the distinct values once; a missing key finds a missing entry
+        import pandas as pd
+
+        categories, codes = category_parts(keys)
+        missing = positions(pd.Series([None], dtype="str"), index)
+        return np.append(positions(categories, index), missing)[codes]
     keys, index = arrow_str(keys), arrow_str(index)
     chunks = [c for arr in (index, keys) for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])]
     codes = guid_keys(chunks)  # references: numbered together, then found by array indexing

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import take
 
 from receivables.domain.frames import (
     BOOL,
+    CATEGORICAL,
     COMPUTE_THREADS,
     DATE,
     FLOAT,
@@ -31,13 +33,18 @@ from receivables.domain.frames import (
     REF,
     TEXT,
     attach_keys,
+    categorical_text,
+    category_parts,
+    concat_frames,
     domain_keys,
     frame_keys,
+    is_categorical,
     key_positions,
     lookup,
     member,
     positions,
     text_buffers,
+    text_category,
 )
 from receivables.onec.schema import CUSTOMER_PAYMENT, EMAIL_CONTACT, EMPTY_GUID, PHONE_CONTACT
 
@@ -329,21 +336,53 @@ def floating(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors="coerce").astype("float64")
 
 
-_CONVERT = {REF: ref, DATE: date, MONEY: money, TEXT: text, BOOL: boolean, INT: integer, FLOAT: floating}
+def _per_category(convert):
+    """`convert` for a categorical column too (the client's dictionary-encoded fields): the
+    distinct values are converted once; text stays categorical (its converted categories,
+    deduplicated and sorted), other kinds are taken from the converted values by code."""
+    def converted(s: pd.Series) -> pd.Series:
+        if not is_categorical(s):
+            return convert(s)
+        categories, codes = category_parts(s)
+        values = convert(pd.Series(categories.astype(object) if categories.dtype != "str" else categories.array))
+        if values.dtype == "str":
+            out = text_category(values, codes)
+        else:
+            out = pd.Series(take(values.array, codes, allow_fill=True))
+        out.index = s.index
+        return out
+
+    converted.__doc__ = convert.__doc__
+    return converted
+
+
+_CONVERT = {kind: _per_category(fn) for kind, fn in
+            {REF: ref, DATE: date, MONEY: money, TEXT: text, BOOL: boolean, INT: integer, FLOAT: floating}.items()}
+
+
+def convert(kind: str, s: pd.Series, *, categorical: bool = False) -> pd.Series:
+    """`s` converted to the contract's `kind`; a categorical of the text when `categorical`
+    (`frames.CATEGORICAL`), else plain values."""
+    out = _CONVERT[kind](s)
+    if categorical and not is_categorical(out):
+        return text_category(out)
+    if not categorical and is_categorical(out):
+        return categorical_text(out)
+    return out
 
 
 def typed(df: pd.DataFrame, frame: str, ready: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Apply the kinds of `frames.FRAMES[frame]` to same-named columns, in contract order;
-    the `ready` columns are converted already and taken as they are."""
-    spec = FRAMES[frame]
+    """Apply the kinds of `frames.FRAMES[frame]` to same-named columns, in contract order
+    (`frames.CATEGORICAL`'s as categoricals); the `ready` columns are converted already and
+    taken as they are."""
+    spec, categorical = FRAMES[frame], CATEGORICAL.get(frame, frozenset())
     out = pd.DataFrame(index=df.index)
     for col, kind in spec.items():
         if col in ready:
             out[col] = df[col]
-        elif col in df.columns:
-            out[col] = _CONVERT[kind](df[col])
         else:
-            out[col] = _CONVERT[kind](pd.Series([None] * len(df), index=df.index, dtype=object))
+            values = df[col] if col in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+            out[col] = convert(kind, values, categorical=col in categorical)
     return out.reset_index(drop=True)
 
 
@@ -471,7 +510,7 @@ def _payments(raw: Mapping[str, RawSet]) -> pd.DataFrame:
             "ХозяйственнаяОперация": "operation"})
         receipt = ref(head["payment_ref"])
         # only posted, not deleted receipts of customer payments settle orders
-        keep = boolean(head["posted"]) & ~boolean(head["deleted"]) & (text(head["operation"]) == CUSTOMER_PAYMENT)
+        keep = boolean(head["posted"]) & ~boolean(head["deleted"]) & (_CONVERT[TEXT](head["operation"]) == CUSTOMER_PAYMENT)
         kept = np.flatnonzero(keep.to_numpy(dtype=bool))
         lines = _rename(raw[rows], {"Ref_Key": "payment_ref", "LineNumber": "line",
                                     "Партнер_Key": "partner_ref", "Сумма": "amount",
@@ -484,12 +523,13 @@ def _payments(raw: Mapping[str, RawSet]) -> pd.DataFrame:
         row = kept[at[hit]]
         joined = lines if len(hit) == len(lines) else lines.take(hit)
         joined = joined.reset_index(drop=True)
-        for col, convert in (("payment_number", text), ("payment_date", date), ("organization_ref", ref)):
-            joined[col] = convert(head[col]).take(row).reset_index(drop=True)
+        for col, kind in (("payment_number", TEXT), ("payment_date", DATE), ("organization_ref", REF)):
+            joined[col] = convert(kind, head[col], categorical=col in CATEGORICAL["payments"]
+                                  ).take(row).reset_index(drop=True)
         joined["source"] = source
         parts.append(typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date",
                                                       "organization_ref")))
-    return pd.concat(parts, ignore_index=True) if parts else typed(pd.DataFrame(), "payments")
+    return concat_frames(parts) if parts else typed(pd.DataFrame(), "payments")
 
 
 def _managers(raw: Mapping[str, RawSet]) -> pd.DataFrame:

@@ -22,10 +22,13 @@ from receivables.domain.frames import (
     COMPUTE_THREADS,
     arrow_str,
     categorical_text,
+    category_parts,
+    is_categorical,
     lexsort,
     lookup,
     member,
     packed_text_key,
+    plain,
     positions,
     sort_key,
     strictly_ascending,
@@ -321,6 +324,8 @@ def _take_category(values: pd.Series, indices: np.ndarray, order: np.ndarray | N
     when given (as `_take`)."""
     if isinstance(values.array, pd.arrays.ArrowStringArray) and not values.hasnans and strictly_ascending(values):
         codes, categories = np.arange(len(values)), values.array
+    elif is_categorical(values) and values.cat.categories.is_monotonic_increasing:  # normalise's: sorted
+        categories, codes = category_parts(values)
     else:
         codes, categories = pd.factorize(values, sort=True)
     codes = _narrow(codes, len(categories))
@@ -530,7 +535,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
 
     def managers_at() -> list[np.ndarray]:
-        return [positions(refs, mgrs.index) for refs in (manager_ref, main_ref, manager_ref.fillna(main_ref))]
+        at, main_at = positions(manager_ref, mgrs.index), positions(main_ref, mgrs.index)
+        # the order's manager, else the partner's main one
+        return [at, main_at, np.where(manager_ref.isna().to_numpy(), main_at, at)]
 
     # worker threads (hashing, factorizing and gathering in C, which releases the GIL) find what
     # needs no candidate beside the documents' sort, then build the output's columns while this
@@ -658,8 +665,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         default, by_org = policy.senders.default, policy.senders.by_organization
         senders = pd.Series([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype="str")
 
-        taking["assignee_ref"] = pool.submit(_take_category, pd.concat([manager_ref, main_ref], ignore_index=True),
-                                             assignee_at)
+        taking["assignee_ref"] = pool.submit(_take_category, pd.concat([plain(manager_ref), plain(main_ref)],
+                                                                       ignore_index=True), assignee_at)
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
                              ("manager_phone", "phone")):
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)

@@ -332,7 +332,8 @@ class ODataClient:
         return unique
 
     def fetch_frame(self, entity_set: str, select: Iterable[str], *, orderby: str,
-                    filter: str | None = None, page_size: int | None = None) -> pd.DataFrame:
+                    filter: str | None = None, page_size: int | None = None,
+                    categorical: Iterable[str] = ()) -> pd.DataFrame:
         """All rows of a set as a "raw frame": one column per selected field, 1C's names.
 
         Each page is decoded into its selected fields only (`_PageReader`), becomes Arrow
@@ -341,6 +342,8 @@ class ODataClient:
         Values keep what 1C sent: text as Arrow-backed strings, numbers and booleans as
         numbers and booleans; a column whose values disagree in type stays Python objects
         for normalise's careful path. Repeats across pages are dropped as in `fetch_all`.
+        The `categorical` fields (few distinct values in many rows: `schema.REPEATING_FIELDS`)
+        are dictionary-encoded page by page when they hold text: pandas categoricals of it.
         """
         select = list(select)
         reader = _PageReader(select)
@@ -350,7 +353,8 @@ class ODataClient:
 
         pages = _read_ahead(self._pages(entity_set, select, orderby=orderby, filter=filter,
                                         page_size=page_size, decode=decode))
-        df, repeats = _frame_from_columns(map(reader.columns, pages), select, _order_fields(orderby))
+        df, repeats = _frame_from_columns(map(reader.columns, pages), select, _order_fields(orderby),
+                                          categorical)
         if repeats:
             log.warning("%s: %d rows repeated across pages were dropped", entity_set, repeats)
         return df
@@ -504,22 +508,27 @@ def _order_fields(orderby: str) -> list[str]:
 
 
 def frame_from_pages(pages: Iterable[list[dict[str, Any]]], select: list[str],
-                     key_fields: list[str]) -> tuple[pd.DataFrame, int]:
+                     key_fields: list[str], categorical: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
     """(raw frame, rows dropped as repeats) of `fetch_frame`, from pages of decoded rows.
 
     Each page is turned into columns and Arrow arrays before the next is read, so the
     caller may drop its dicts; exposed for benchmarks and tests that have rows, not 1C.
     """
-    return _frame_from_columns((page_columns(page, select) for page in pages), select, key_fields)
+    return _frame_from_columns((page_columns(page, select) for page in pages), select, key_fields,
+                               categorical)
 
 
 def _frame_from_columns(pages: Iterable[list[list[Any]]], select: list[str],
-                        key_fields: list[str]) -> tuple[pd.DataFrame, int]:
+                        key_fields: list[str], categorical: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
     """`frame_from_pages` from pages already split into one list of values per field."""
     chunks: dict[str, list[Any]] = {f: [] for f in select}
+    encode = set(categorical)
     for columns in pages:
         for f, values in zip(select, columns, strict=True):
-            chunks[f].append(_arrow_or_list(values))
+            chunk = _arrow_or_list(values)
+            if f in encode and isinstance(chunk, pa.Array) and chunk.type == pa.string():
+                chunk = chunk.dictionary_encode()  # the page's text goes now, its distinct values stay
+            chunks[f].append(chunk)
     df = pd.DataFrame({f: _column(chunks.pop(f)) for f in select}, copy=False)
     unique = drop_repeated_rows(df, key_fields)
     return unique, len(df) - len(unique)
@@ -585,9 +594,16 @@ def _arrow_or_list(values: list[Any]) -> pa.Array | _Numbers | list[Any]:
 def _column(chunks: list[pa.Array | _Numbers | list[Any]]) -> pd.Series:
     """One set's column from its page chunks, with the dtype pandas would infer from the
     whole list of values (what `normalise` got from row lists): str, int64, float64, bool,
-    object. Integers and floats of different pages become float64, as pandas would."""
+    object. Integers and floats of different pages become float64, as pandas would. Pages of
+    dictionary-encoded text make a categorical of the text, unless some page held something
+    else (then the text is decoded and the column inferred as without encoding)."""
     if not chunks:
         return pd.Series([], dtype=object)
+    encoded = [isinstance(c, pa.DictionaryArray) for c in chunks]
+    if any(encoded):
+        if all(e or (isinstance(c, pa.Array) and c.type == pa.null()) for c, e in zip(chunks, encoded, strict=True)):
+            return _categorical_column(chunks)
+        chunks = [c.dictionary_decode() if e else c for c, e in zip(chunks, encoded, strict=True)]
     if all(isinstance(c, pa.Array | _Numbers) for c in chunks):
         arrays = [c.values if isinstance(c, _Numbers) else c for c in chunks]
         kinds = {c.type for c in arrays if c.type != pa.null()}
@@ -610,6 +626,21 @@ def _column(chunks: list[pa.Array | _Numbers | list[Any]]) -> pd.Series:
     for c in chunks:
         values.extend(c if isinstance(c, list) else c.to_pylist())
     return pd.Series(values)
+
+
+def _categorical_column(chunks: list[pa.Array]) -> pd.Series:
+    """A categorical of the text of dictionary-encoded page chunks (all-missing pages: null
+    chunks): one dictionary for all, in order of first appearance; missing values code -1."""
+    kind = pa.dictionary(pa.int32(), pa.string())
+    parts = [c if isinstance(c, pa.DictionaryArray)
+             else pa.DictionaryArray.from_arrays(pa.nulls(len(c), pa.int32()), pa.array([], pa.string()))
+             for c in chunks if len(c)]
+    if not parts:
+        return pd.Series(pd.Categorical([], categories=pd.Index([], dtype="str")))
+    whole = pa.chunked_array(parts, type=kind).combine_chunks()  # unifies the pages' dictionaries
+    codes = whole.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    categories = pd.Index(pd.Series(whole.dictionary.cast(pa.large_string()), dtype="str"))
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False))
 
 
 def drop_repeated_rows(df: pd.DataFrame, key_fields: list[str]) -> pd.DataFrame:
