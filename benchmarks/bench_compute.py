@@ -10,8 +10,9 @@ document numbers prefixed per company, so GUIDs are fresh and every company is
 realistic. Generated rows are cached as pickles under benchmarks/.cache/ (the dicts a
 JSON decoder gives) and turned into what the pipeline's extract hands to normalise: per
 entity set a raw frame built page by page exactly as `ODataClient.fetch_frame` builds it
-(pages of 5000 rows -> columns -> Arrow arrays, repeats dropped), one company at a time
-so the dicts of a holding never coexist. That conversion happens during extraction, page
+(pages of 5000 rows -> columns -> Arrow arrays, `schema.REPEATING_FIELDS` dictionary-encoded,
+repeats dropped), one company at a time so the dicts of a holding never coexist (the
+companies' frames are concatenated with their categories united, as one infobase's would be). That conversion happens during extraction, page
 by page, so it is not timed as compute (its total is reported as `frame_build_seconds`).
 Up to 100k open the old input, normalise over the row lists, is also timed once
 (`normalise_rows_seconds`), for comparison.

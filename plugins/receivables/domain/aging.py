@@ -31,6 +31,7 @@ from receivables.domain.frames import (
     positions,
     sort_key,
     strictly_ascending,
+    text_category,
     with_keys,
 )
 
@@ -376,16 +377,18 @@ def _partner_columns(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]) -
     partner_code, partner_refs = pd.factorize(orders["partner_ref"])
     if (partner_code >= 0).all():
         debt = _group_sums(partner_code, len(partner_refs), orders["outstanding"])
-        distinct = pd.Series(partner_refs, dtype="str")
-        partner_at = positions(distinct, partners.index)[partner_code]
-        seg_at = positions(distinct, seg.index)[partner_code]
     else:  # an order without a partner (the gate reports it): its debt is missing, as groupby gives
-        debt = orders.groupby("partner_ref", sort=False)["outstanding"].transform("sum")
-        partner_at = positions(orders["partner_ref"], partners.index)
-        seg_at = positions(orders["partner_ref"], seg.index)
-    return {"partner_debt": debt,
-            "partner_name": pd.Series(take(partners.array, partner_at, allow_fill=True), index=orders.index),
-            "segment": pd.Series(take(seg.array, seg_at, allow_fill=True), index=orders.index)}
+        debt = orders.groupby("partner_ref", sort=False, observed=True)["outstanding"].transform("sum")
+    # names and segments of the few distinct partners, as categoricals of them (code -1: none)
+    distinct = pd.Series(partner_refs, dtype="str")
+
+    def per_order(table: pd.Series) -> pd.Series:
+        names = pd.Series(take(table.array, positions(distinct, table.index), allow_fill=True), dtype="str")
+        out = text_category(names, partner_code)
+        out.index = orders.index
+        return out
+
+    return {"partner_debt": debt, "partner_name": per_order(partners), "segment": per_order(seg)}
 
 
 def _contract_debt(orders: pd.DataFrame) -> pd.Series:

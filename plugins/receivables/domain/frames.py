@@ -249,11 +249,6 @@ def categorical_text(values):
                      name=values.name)
 
 
-def plain(values):
-    """`values`, a categorical Series as its text (`categorical_text`), anything else as it is."""
-    return categorical_text(values) if is_categorical(values) else values
-
-
 def member(values, universe):
     """`values.isin(universe)` by hashing: pandas' Arrow-string isin builds one Python
     scalar per element of `universe`, which costs seconds at a million rows. Missing
@@ -294,13 +289,20 @@ def positions(keys, index):
 
 def lookup(keys, mapping):
     """`keys.map(mapping)` for string keys and a Series `mapping` with a unique string index,
-    hashed in Arrow: pandas' map converts both sides to Python objects first."""
+    hashed in Arrow: pandas' map converts both sides to Python objects first. Categorical keys
+    are looked up per category; text found for them is a categorical of it (`text_category`)."""
     import pandas as pd
     import pyarrow.compute as pc
     from pandas.api.extensions import take
 
     if pc.count_distinct(arrow_str(mapping.index), mode="all").as_py() != len(mapping):
         return keys.map(mapping)  # pandas raises the same error it always did
+    if is_categorical(keys) and mapping.dtype == "str":  # text of each category: a categorical of it
+        categories, codes = category_parts(keys)
+        values = pd.Series(take(mapping.array, positions(categories, mapping.index), allow_fill=True), dtype="str")
+        out = text_category(values, codes)
+        out.index, out.name = keys.index, keys.name
+        return out
     values = take(mapping.array, positions(keys, mapping.index), allow_fill=True)
     return pd.Series(values, index=keys.index, name=keys.name)
 

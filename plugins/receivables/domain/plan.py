@@ -23,12 +23,12 @@ from receivables.domain.frames import (
     arrow_str,
     categorical_text,
     category_parts,
+    concat_frames,
     is_categorical,
     lexsort,
     lookup,
     member,
     packed_text_key,
-    plain,
     positions,
     sort_key,
     strictly_ascending,
@@ -522,8 +522,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     partner_code, distinct = pd.factorize(aging["partner_ref"], use_na_sentinel=False)
     distinct = pd.Series(distinct, dtype="str")
     at = positions(distinct, partners["partner_ref"])[partner_code]
-    docs = aging.reset_index(drop=True).assign(
-        legal_form=_take(partners["legal_form"], at), main_manager_ref=_take(partners["main_manager_ref"], at))
+    docs = aging.reset_index(drop=True).assign(  # categoricals: codes of the few partners' values
+        legal_form=_take_category(partners["legal_form"], at),
+        main_manager_ref=_take_category(partners["main_manager_ref"], at))
     doc_code = _codes(docs["document_ref"])  # cheap in aging's reference order
     steps = _steps_frame(policy)
     step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
@@ -665,8 +666,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         default, by_org = policy.senders.default, policy.senders.by_organization
         senders = pd.Series([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype="str")
 
-        taking["assignee_ref"] = pool.submit(_take_category, pd.concat([plain(manager_ref), plain(main_ref)],
-                                                                       ignore_index=True), assignee_at)
+        taking["assignee_ref"] = pool.submit(_take_category, concat_frames([manager_ref.to_frame("ref"),
+                                                                           main_ref.to_frame("ref")])["ref"],
+                                             assignee_at)
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
                              ("manager_phone", "phone")):
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
