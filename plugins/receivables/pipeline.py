@@ -19,6 +19,7 @@ import pandas as pd
 
 from receivables import settings
 from receivables.domain.aging import compute_aging
+from receivables.domain.frames import categorical_text
 from receivables.domain.plan import build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
 from receivables.extract import read_frames
@@ -201,18 +202,21 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     if not order_number:
         warehouse.replace_plan(run.as_of, run.run_id, p)
     # the plan keeps few-valued columns as categories (plan.CATEGORY_COLUMNS); the rows that
-    # leave it for the log and the register become text again
-    act = plain_text(p.loc[p["decision"].eq("act")])
-    decided = plain_text(p.loc[p["decision"].isin(["skip", "superseded", "hold"])])
+    # leave it for the log and the register take only the columns those keep (a million open
+    # documents log ~1.4M rows: every column of them as text held ~2 GB), the log's as they are
+    # (the warehouse writes categories as their text), the register's as text
+    act = p.loc[p["decision"].eq("act").to_numpy(), _LEAVING]
+    decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"]).to_numpy(), _LEAVING]
     log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),
-                          decided.assign(outcome=decided["decision"])], ignore_index=True)
+                          decided.assign(outcome=categorical_text(decided["decision"]))], ignore_index=True)
     warehouse.append_log(_log_frame(log_rows, run, detail_col="reason"))
+    del log_rows
     if acting or run.mode == "dry_run":
         status = {"skip": "skipped", "superseded": "superseded"}
-        to_register = plain_text(p.loc[p["decision"].isin(list(status))]).assign(
+        to_register = plain_text(p.loc[p["decision"].isin(list(status)).to_numpy(), _LEAVING]).assign(
             status=lambda d: d["decision"].map(status))
         if run.mode == "dry_run":
-            to_register = pd.concat([to_register, act.assign(status="planned")], ignore_index=True)
+            to_register = pd.concat([to_register, plain_text(act).assign(status="planned")], ignore_index=True)
         if len(to_register):
             warehouse.record_decisions(_register_frame(to_register), run_id=run.run_id, as_of=run.as_of,
                                        infobase=run.infobase)
@@ -225,6 +229,10 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         "reasons": {str(k): int(v) for k, v in p["reason"].value_counts().items() if v},
         "explanation": explanation,
     }
+
+
+#: the plan's columns its rows take to the log (`_log_frame`) and the register (`_register_frame`)
+_LEAVING = ["document_ref", "document_number", "partner_ref", "step_id", "action", "target", "decision", "reason"]
 
 
 def nothing_to_do(plan_stats: dict[str, Any], action: str) -> str | None:
