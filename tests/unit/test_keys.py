@@ -169,6 +169,30 @@ def test_key_positions_find_what_positions_finds_on_the_text(keys, index):
         expected.tolist()
 
 
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(_ref, max_size=20), index=st.lists(_ref, max_size=6, unique=True),
+       other=st.lists(_ref, max_size=8))
+def test_categorical_references_give_what_their_text_gives(keys, index, other):
+    """The frames' categorical columns (`frames.CATEGORICAL`) are looked up per category:
+    positions, membership, lookups and concatenation give what the same text gives."""
+    from receivables.domain.frames import concat_frames, lookup, member, text_category
+
+    text, universe = pd.Series(keys, dtype="str"), pd.Series(index, dtype="str")
+    cat = text_category(text)
+    assert cat.dtype == "category" and list(cat.cat.categories) == sorted(set(text.dropna()))
+    assert positions(cat, universe).tolist() == positions(text, universe).tolist()
+    assert member(cat, universe).tolist() == member(text, universe).tolist()
+    names = pd.Series([f"имя {i}" for i in range(len(index))], index=universe, dtype="str")
+    found = lookup(cat, names)
+    assert found.astype("str").tolist() == lookup(text, names).astype("str").tolist()
+    assert found.dtype == "category" or not len(names)
+    both = concat_frames([pd.DataFrame({"r": cat, "n": 1}), pd.DataFrame({"r": text_category(pd.Series(other,
+                                                                                                      dtype="str")),
+                                                                        "n": 2})])
+    assert both["r"].dtype == "category" and list(both.columns) == ["r", "n"]
+    assert both["r"].astype("str").tolist() == pd.Series(keys + other, dtype="str").tolist()
+
+
 # -- the compute gives the same with the keys as without ---------------------------------
 
 AS_OF = dt.date(2026, 11, 20)

@@ -298,9 +298,13 @@ def lookup(keys, mapping):
     if pc.count_distinct(arrow_str(mapping.index), mode="all").as_py() != len(mapping):
         return keys.map(mapping)  # pandas raises the same error it always did
     if is_categorical(keys) and mapping.dtype == "str":  # text of each category: a categorical of it
+        import numpy as np
+
         categories, codes = category_parts(keys)
-        values = pd.Series(take(mapping.array, positions(categories, mapping.index), allow_fill=True), dtype="str")
-        out = text_category(values, codes)
+        at = np.append(positions(categories, mapping.index),  # and last, a missing key's
+                       positions(pd.Series([None], dtype="str"), mapping.index))
+        values = pd.Series(take(mapping.array, at, allow_fill=True), dtype="str")
+        out = text_category(values, np.where(codes < 0, len(categories), codes))
         out.index, out.name = keys.index, keys.name
         return out
     values = take(mapping.array, positions(keys, mapping.index), allow_fill=True)
