@@ -186,6 +186,13 @@ def category_parts(values) -> tuple:
     return arr.categories, np.asarray(arr.codes)
 
 
+def narrow_codes(codes, n: int):
+    """Codes of `n` categories in the smallest integer type that holds them, as pandas keeps them."""
+    import numpy as np
+
+    return codes.astype(next(t for t in (np.int8, np.int16, np.int32, np.int64) if n < np.iinfo(t).max), copy=False)
+
+
 def text_category(values, codes=None):
     """A categorical Series of the text `values` (sorted distinct values as categories, missing
     values code -1). With `codes`, `values` are the text of some codes' categories (converted,
@@ -199,14 +206,13 @@ def text_category(values, codes=None):
     new, uniques = pd.factorize(values, sort=True)
     if codes is not None:
         # code -1 takes the appended -1 (missing); gathered in the narrowest type that holds them
-        width = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(uniques) < np.iinfo(t).max)
-        new = np.append(new, -1).astype(width)[codes]
+        new = narrow_codes(np.append(new, -1), len(uniques))[codes]
         used = np.zeros(len(uniques) + 1, dtype=bool)
         used[new] = True  # -1: the last entry, not a category
         used = used[:-1]
         if not used.all():
             uniques = uniques[used]
-            new = np.append(np.cumsum(used) - 1, -1).astype(width)[new]
+            new = narrow_codes(np.append(np.cumsum(used) - 1, -1), len(uniques))[new]
     dtype = pd.CategoricalDtype(pd.Index(uniques, dtype="str"))
     out = pd.Categorical.from_codes(new, dtype=dtype, validate=False)
     return pd.Series(out, index=values.index if codes is None else None)
@@ -272,12 +278,9 @@ def positions(keys, index):
 
     from receivables.domain.guid_keys import guid_keys
 
-    if is_categorical(keys):  # the distinct values once; a missing key finds a missing entry
-        import pandas as pd
-
-        categories, codes = category_parts(keys)
-        missing = positions(pd.Series([None], dtype="str"), index)
-        return np.append(positions(categories, index), missing)[codes]
+    if is_categorical(keys):
+        at, codes = _category_positions(keys, index)
+        return at[codes]
     keys, index = arrow_str(keys), arrow_str(index)
     chunks = [c for arr in (index, keys) for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])]
     codes = guid_keys(chunks)  # references: numbered together, then found by array indexing
@@ -285,6 +288,17 @@ def positions(keys, index):
         return key_positions(codes[len(index):], codes[:len(index)])
     pos = pc.index_in(keys, value_set=index, skip_nulls=False)
     return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+
+
+def _category_positions(keys, index) -> tuple:
+    """`positions` of a categorical's distinct values once: (each category's position in `index`,
+    then a missing key's, which finds a missing entry; the codes, a missing one pointing last)."""
+    import numpy as np
+    import pandas as pd
+
+    categories, codes = category_parts(keys)
+    at = np.append(positions(categories, index), positions(pd.Series([None], dtype="str"), index))
+    return at, np.where(codes < 0, len(categories), codes)
 
 
 def lookup(keys, mapping):
@@ -298,13 +312,8 @@ def lookup(keys, mapping):
     if pc.count_distinct(arrow_str(mapping.index), mode="all").as_py() != len(mapping):
         return keys.map(mapping)  # pandas raises the same error it always did
     if is_categorical(keys) and mapping.dtype == "str":  # text of each category: a categorical of it
-        import numpy as np
-
-        categories, codes = category_parts(keys)
-        at = np.append(positions(categories, mapping.index),  # and last, a missing key's
-                       positions(pd.Series([None], dtype="str"), mapping.index))
-        values = pd.Series(take(mapping.array, at, allow_fill=True), dtype="str")
-        out = text_category(values, np.where(codes < 0, len(categories), codes))
+        at, codes = _category_positions(keys, mapping.index)
+        out = text_category(pd.Series(take(mapping.array, at, allow_fill=True), dtype="str"), codes)
         out.index, out.name = keys.index, keys.name
         return out
     values = take(mapping.array, positions(keys, mapping.index), allow_fill=True)

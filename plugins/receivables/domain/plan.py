@@ -28,6 +28,7 @@ from receivables.domain.frames import (
     lexsort,
     lookup,
     member,
+    narrow_codes,
     packed_text_key,
     positions,
     sort_key,
@@ -328,13 +329,8 @@ def _take_category(values: pd.Series, indices: np.ndarray, order: np.ndarray | N
         categories, codes = category_parts(values)
     else:
         codes, categories = pd.factorize(values, sort=True)
-    codes = _narrow(codes, len(categories))
+    codes = narrow_codes(codes, len(categories))
     return _categorical(np.append(codes if order is None else codes[order], -1)[indices], categories)
-
-
-def _narrow(codes: np.ndarray, n: int) -> np.ndarray:
-    """Codes of `n` categories in the smallest integer type that holds them, as pandas keeps them."""
-    return codes.astype(next(t for t in (np.int8, np.int16, np.int32, np.int64) if n < np.iinfo(t).max), copy=False)
 
 
 def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
@@ -678,7 +674,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out["due_day"] = due_day
         # a sender code per document, then per candidate: one gather of small codes
         sender_code, sender_names = pd.factorize(senders, sort=True)
-        out["sender"] = _categorical(per_candidate(_narrow(sender_code, len(sender_names))[org_code]), sender_names)
+        out["sender"] = _categorical(per_candidate(narrow_codes(sender_code, len(sender_names))[org_code]), sender_names)
         give(is_email & (address < 0), "no_email", step_only=True)
         maybe = np.flatnonzero(refused_pair)
         if len(maybe):  # the candidates whose (document, step) was refused: was it to their target?
