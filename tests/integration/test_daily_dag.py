@@ -114,6 +114,21 @@ def test_dry_run_records_planned_rows_and_sends_nothing(dag, world):
     reg = warehouse(world).read_register()
     assert len(reg) and set(reg["status"]) <= {"planned", "skipped", "superseded"}
     assert reg["sent_at"].isna().all()
+    # the log holds exactly the plan's acted and decided rows, as text (the plan keeps categories)
+    import pandas as pd
+
+    cols = ["document_ref", "step_id", "partner_ref", "target", "reason"]
+
+    def rows(df, outcome):
+        return sorted(tuple(None if pd.isna(v) else str(v) for v in r) + (o,)
+                      for r, o in zip(df[cols].astype(object).itertuples(index=False), outcome, strict=True))
+
+    plan = pd.read_parquet(next((world.tmp / "runs").rglob("plan.parquet")))
+    decided = plan.loc[plan["decision"].isin(["act", "skip", "superseded", "hold"])]
+    outcome = decided["decision"].astype(str).replace({"act": "planned"})
+    log = warehouse(world).read_log()
+    log = log.loc[log["outcome"].isin(["planned", "skip", "superseded", "hold"])]
+    assert len(decided) and rows(log, log["outcome"]) == rows(decided, outcome)
     # a live run afterwards still sends the planned ones
     assert run(dag, as_of=AS_OF.isoformat(), mode="live").state == "success"
     assert len(world.mail.messages) > 0
