@@ -87,15 +87,12 @@ def _print_preview(args: argparse.Namespace, frames_plan, open_documents: int) -
 
 
 def _plan_only(run, pol, wh):
-    import pandas as pd
 
-    from receivables.domain.plan import build_plan, plain_text
-    from receivables.extract import read_frames
+    from receivables.domain.plan import PLAN_FRAMES, build_plan, plain_text
+    from receivables.extract import read_frames, read_snapshot
 
-    snap = pd.read_parquet(run.folder / "aging.parquet")
-    for col in ("as_of_date", "document_date", "due_date"):
-        snap[col] = snap[col].astype("datetime64[s]")
-    return plain_text(build_plan(snap, read_frames(run.folder / "extract"), pol, wh.read_register(), run.as_of))
+    return plain_text(build_plan(read_snapshot(run.folder), read_frames(run.folder / "extract", PLAN_FRAMES), pol,
+                                 wh.read_register(), run.as_of))
 
 
 def cmd_penalty(args: argparse.Namespace) -> int:
@@ -134,11 +131,9 @@ def cmd_claim(args: argparse.Namespace) -> int:
     """The claim letter (HTML and PDF) for one partner, or one of its contracts, on demand."""
     from pathlib import Path
 
-    import pandas as pd
-
     from receivables import pipeline, settings
     from receivables.domain.penalties import KeyRates
-    from receivables.extract import read_frames
+    from receivables.extract import read_frames, read_snapshot
     from receivables.reports.claim import ClaimSettings, build_claim, write_claim
 
     with logs_to_stderr():
@@ -146,9 +141,7 @@ def cmd_claim(args: argparse.Namespace) -> int:
         pol = pipeline.policy()
         folder = sorted((settings.data_dir() / "runs" / args.as_of.isoformat()).glob("preview_*"))[-1]
         frames = read_frames(folder / "extract")
-        aging = pd.read_parquet(folder / "aging.parquet")
-        for col in ("as_of_date", "document_date", "due_date"):
-            aging[col] = aging[col].astype("datetime64[s]")
+        aging = read_snapshot(folder)
         partners = frames["partners"]
         hit = partners.loc[partners["code"].eq(args.partner) | partners["partner_name"].eq(args.partner)]
         if hit.empty:

@@ -10,7 +10,9 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 ORDER_BY = {name: ("Ref_Key,LineNumber" if "LineNumber" in fields else "Ref_Key")
             for name, fields in READ_SETS.items()}
 ORDER_BY["InformationRegister_ПартнерыСегмента"] = "Сегмент_Key,Партнер_Key"
+#: the aging snapshot's file in a run's folder (written by the aging task, read by the later ones)
+SNAPSHOT = "aging.parquet"
 
 
 def run_dir(data_dir: Path, as_of: dt.date, run_id: str) -> Path:
@@ -55,15 +59,35 @@ def write_frames(frames: dict[str, pd.DataFrame], folder: Path) -> dict[str, str
     return paths
 
 
-def read_frames(folder: Path) -> dict[str, pd.DataFrame]:
-    frames = {}
-    for path in sorted(Path(folder).glob("*.parquet")):
-        df = pd.read_parquet(path)
-        for col in df.columns:  # Parquet keeps datetime64[s]? normalise to the contract anyway
-            if str(df[col].dtype).startswith("datetime64"):
-                df[col] = df[col].astype("datetime64[s]")
-        frames[path.stem] = df
-    return frames
+def read_frames(folder: Path, names: Iterable[str] | None = None, *,
+                filters: list[tuple[str, str, Any]] | None = None) -> dict[str, pd.DataFrame]:
+    """The run's frames from `write_frames`' folder: all of them, or only those `names`d (a task
+    reads what its step uses: at a million open documents the four big frames are ~1.3 GB);
+    `filters` (pyarrow's row filters, e.g. ``[("document_number", "==", "ТД00-000123")]``) keep
+    only the matching rows, read as such."""
+    folder = Path(folder)
+    paths = sorted(folder.glob("*.parquet")) if names is None else [folder / f"{name}.parquet" for name in names]
+    missing = [path.name for path in paths if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"the extract in {folder} has no {', '.join(missing)}: run the extract first")
+    return {path.stem: _contract_times(pd.read_parquet(path, filters=filters)) for path in paths}
+
+
+def read_snapshot(run_folder: Path) -> pd.DataFrame:
+    """The aging snapshot the aging task wrote for this run (`SNAPSHOT`)."""
+    path = Path(run_folder) / SNAPSHOT
+    if not path.exists():
+        raise FileNotFoundError(f"no aging snapshot {path}: the run's aging step has not run")
+    return _contract_times(pd.read_parquet(path))
+
+
+def _contract_times(df: pd.DataFrame) -> pd.DataFrame:
+    """Dates back to the contract's datetime64[s] (Parquet has no seconds unit: they come back in ms)."""
+    for col in df.columns:
+        dtype = df[col].dtype
+        if getattr(dtype, "kind", "") == "M" and getattr(dtype, "tz", None) is None and dtype != "datetime64[s]":
+            df[col] = df[col].astype("datetime64[s]")
+    return df
 
 
 def extract(client: ODataClient, as_of: dt.date, folder: Path, *,

@@ -20,9 +20,9 @@ import pandas as pd
 from receivables import settings
 from receivables.domain.aging import compute_aging
 from receivables.domain.frames import categorical_text
-from receivables.domain.plan import build_plan, explain, plain_text
+from receivables.domain.plan import PLAN_FRAMES, build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
-from receivables.extract import read_frames
+from receivables.extract import SNAPSHOT, read_frames, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True)
     if not report.success:
         raise GateFailed("validation gate failed on aging, nothing was contacted:\n"
                          + report.summary_text())
-    snap.to_parquet(run.folder / "aging.parquet", index=False)
+    snap.to_parquet(run.folder / SNAPSHOT, index=False)
     rows = warehouse.replace_snapshot(run.as_of, snap, infobase=run.infobase) if write_snapshot else len(snap)
     by_bucket = snap.groupby("bucket")["outstanding"].sum()
     orders = frames["orders"]
@@ -185,17 +185,16 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
 
     With `order_number`, only that order is acted on and the result explains its rows.
     """
-    frames = read_frames(run.folder / "extract")
-    snap = pd.read_parquet(run.folder / "aging.parquet")
-    for col in ("as_of_date", "document_date", "due_date"):
-        snap[col] = snap[col].astype("datetime64[s]")
+    frames = read_frames(run.folder / "extract", PLAN_FRAMES)
+    snap = read_snapshot(run.folder)
     register = warehouse.read_register()
     acting = run.acting(pol, today=today)
     p = build_plan(snap, frames, pol, register, run.as_of,
                    now=(now or dt.datetime.now(dt.UTC)) if acting else None)
     explanation: list[str] = []
     if order_number:
-        explanation = explain(p, order_number, frames["orders"], run.as_of)
+        orders = read_frames(run.folder / "extract", ["orders"], filters=[("document_number", "==", order_number)])
+        explanation = explain(p, order_number, orders["orders"], run.as_of)
         (run.folder / "explanation.txt").write_text("\n".join(explanation) + "\n", encoding="utf-8")
         p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
     p.to_parquet(run.folder / "plan.parquet", index=False)

@@ -486,6 +486,24 @@ def test_read_register_filters_and_types(wh):
     assert wh.read_register([]).empty
 
 
+
+def test_read_register_gives_back_what_was_written(wh):
+    """Column-wise reading (COPY on PostgreSQL) keeps every value: a moment to the microsecond
+    whatever its offset, a missing one as NaT, an empty text apart from a missing one, text with
+    quotes, commas and a line break, the as-of date as a date."""
+    wh.claim(claim_rows(["a", "b", "c"]), run_id="r1", as_of=AS_OF)
+    moment = dt.datetime(2026, 11, 20, 10, 15, 30, 123456, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    wh.complete(outcome(["a"], "sent", sent_at=moment, ref="<1@x>", detail='250 "ok", queued\nas 12'))
+    wh.complete(outcome(["b"], "failed", detail=""))
+    reg = wh.read_register().set_index("document_ref")
+    assert reg.loc["a", "sent_at"] == pd.Timestamp("2026-11-20 07:15:30.123456", tz="UTC")
+    assert reg.loc["a", "detail"] == '250 "ok", queued\nas 12' and reg.loc["a", "external_ref"] == "<1@x>"
+    assert pd.isna(reg.loc["b", "sent_at"]) and reg.loc["b", "detail"] == ""
+    assert pd.isna(reg.loc["c", "detail"]) and reg.loc["c", "status"] == "pending"
+    assert all(v == AS_OF for v in reg["as_of_date"]) and reg["attempts"].dtype == "int64"
+    assert str(reg["updated_at"].dtype) == "datetime64[us, UTC]" and reg["updated_at"].notna().all()
+    assert reg["document_number"].tolist() == ["N-a", "N-b", "N-c"]
+
 # -- log ------------------------------------------------------------------------------------
 
 def test_log_is_append_only(wh):

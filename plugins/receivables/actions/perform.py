@@ -206,13 +206,11 @@ def _claims_for(run: Run, pol: Policy, templates_dir: Path) -> Callable[[WriteRe
     """Print the claim letter (HTML and PDF) for each case and carry its interest into the case."""
     from receivables import settings
     from receivables.domain.penalties import KeyRates
-    from receivables.extract import read_frames
+    from receivables.extract import read_frames, read_snapshot
     from receivables.reports.claim import ClaimSettings, build_claim, write_claim
 
     frames = read_frames(run.folder / "extract")
-    aging = pd.read_parquet(run.folder / "aging.parquet")
-    for col in ("as_of_date", "document_date", "due_date"):
-        aging[col] = aging[col].astype("datetime64[s]")
+    aging = read_snapshot(run.folder)
     rates = KeyRates.load(settings.key_rates_path())
     claim_settings = ClaimSettings(**pol.claim.model_dump())
 

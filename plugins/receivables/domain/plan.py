@@ -46,6 +46,9 @@ PLAN_COLUMNS = [
     "business_days_overdue", "partner_debt",
 ]
 
+#: the frames `build_plan` reads besides the aging snapshot: the plan task loads these only
+PLAN_FRAMES = ("partners", "segments", "managers", "contacts")
+
 #: reason codes, in the order they are checked; the first that applies is reported
 REASONS = {
     "no_pool": "no pool of the policy matches the document (segment, organization, settlement)",
@@ -501,7 +504,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                ) -> pd.DataFrame:
     """Every (document, step) candidate with its decision and reason.
 
-    `aging` comes from `compute_aging` for `as_of`; `register` is `collection_register`
+    `aging` comes from `compute_aging` for `as_of`; of `frames` the `PLAN_FRAMES` are read; `register` is `collection_register`
     (at least document_ref, step_id, action, partner_ref, sent_at, external_ref);
     `now` (aware) enables the 230-ФЗ hour check when the plan is about to be acted on.
 

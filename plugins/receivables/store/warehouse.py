@@ -451,7 +451,8 @@ class Warehouse:
         return cast(func.round(col * 100), BigInteger)
 
     def _read_frame(self, table: Any, where: list[Any], order_by: list[Any]) -> pd.DataFrame:
-        """Rows of `table` as a typed frame: money as int64 kopecks, dates as datetime64[s]."""
+        """Rows of `table` as a typed frame: money as int64 kopecks, dates as datetime64[s],
+        moments as datetime64[us, UTC] (PostgreSQL: by COPY, parsed column-wise)."""
         money = set(MONEY_COLUMNS.get(table.name, ()))
         exprs, kinds = [], []
         for c in table.columns:
@@ -461,9 +462,14 @@ class Warehouse:
             elif isinstance(c.type, Date):
                 exprs.append(self._days(c).label(c.name))
                 kinds.append("date")
+            elif isinstance(c.type, DateTime) and self.is_postgres:
+                # microseconds since the epoch: an integer column, exact, in any session time zone
+                exprs.append(cast(func.floor(func.extract("epoch", c) * 1_000_000), BigInteger).label(c.name))
+                kinds.append("moment")
             else:
                 exprs.append(c)
-                kinds.append("int" if isinstance(c.type, Integer) else "text")
+                kinds.append("moment" if isinstance(c.type, DateTime) else
+                             "int" if isinstance(c.type, Integer) else "text")
         q = select(*exprs).where(*where).order_by(*order_by)
         with self.engine.connect() as conn:
             if self.is_postgres:
@@ -475,6 +481,8 @@ class Warehouse:
                 out[c.name] = convert.int_series(values)
             elif kind == "date":
                 out[c.name] = convert.dates_from_days(values)
+            elif kind == "moment":  # SQLite keeps them as text
+                out[c.name] = convert.utc_series(values)
             else:
                 out[c.name] = pd.Series(values, dtype="str")
         return pd.DataFrame(out)
@@ -500,6 +508,7 @@ class Warehouse:
         import io
 
         import pyarrow as pa
+        import pyarrow.compute as pc
         from pyarrow import csv as pacsv
 
         compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
@@ -526,13 +535,18 @@ class Warehouse:
             col = table.column(name).combine_chunks()
             if kind == "text":
                 out[name] = pd.Series(col.to_pandas(), dtype="str")
-            elif col.null_count:
-                values = col.to_pylist()
-                out[name] = convert.int_series(values) if kind == "int" else convert.dates_from_days(values)
-            else:
-                ints = col.to_numpy()
-                out[name] = (pd.Series(ints.astype("int64")) if kind == "int"
-                             else pd.Series(ints.astype("datetime64[D]").astype("datetime64[s]")))
+                continue
+            ints = pc.fill_null(col, 0).to_numpy().astype("int64", copy=False)
+            null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+            if kind == "int":
+                out[name] = pd.Series(ints if null is None else pd.arrays.IntegerArray(ints, null))
+                continue
+            # days or microseconds since the epoch; NULL: NaT
+            stamps = ints.astype("datetime64[D]").astype("datetime64[s]") if kind == "date" else ints.astype(
+                "datetime64[us]")
+            if null is not None:
+                stamps[null] = np.datetime64("NaT")
+            out[name] = pd.Series(stamps) if kind == "date" else pd.Series(stamps).dt.tz_localize("UTC")
         return pd.DataFrame(out)
 
     def read_snapshot(self, as_of: dt.date, *, infobase: str | None = None) -> pd.DataFrame:
@@ -630,23 +644,22 @@ class Warehouse:
 
     def read_register(self, document_refs: Iterable[str] | None = None) -> pd.DataFrame:
         """Register rows (all, or of the given documents): every column; ``sent_at`` and
-        ``updated_at`` tz-aware UTC, ``as_of_date`` a date, ``attempts`` int."""
+        ``updated_at`` tz-aware UTC, ``as_of_date`` a date, ``attempts`` int. Read column-wise
+        (the plan, record and report tasks read it whole: millions of rows at a large company)."""
         t = collection_register
         order = [t.c.document_ref, t.c.step_id]
-        with self.engine.connect() as conn:
-            if document_refs is None:
-                rows = conn.execute(select(t).order_by(*order)).all()
-            else:
-                refs = sorted(set(document_refs))
-                rows = []
-                for start in range(0, len(refs), 1000):
-                    rows.extend(conn.execute(select(t).where(t.c.document_ref.in_(refs[start:start + 1000]))
-                                             .order_by(*order)).all())
-        names = list(t.columns.keys())
-        df = pd.DataFrame([tuple(r) for r in rows], columns=names)
+        if document_refs is None:
+            df = self._read_frame(t, [], order)
+        else:
+            refs = sorted(set(document_refs))
+            parts = [self._read_frame(t, [t.c.document_ref.in_(refs[start:start + 1000])], order)
+                     for start in range(0, len(refs), 1000)]
+            df = (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts
+                  else self._read_frame(t, [t.c.document_ref.in_([])], order))
         for c in ("sent_at", "updated_at"):
-            df[c] = convert.utc_series(df[c].tolist(), index=df.index)
-        df["as_of_date"] = pd.Series([convert.day(v) for v in df["as_of_date"]], index=df.index, dtype=object)
+            df[c] = df[c].astype("datetime64[us, UTC]")
+        days = df["as_of_date"].to_numpy(dtype="datetime64[D]")
+        df["as_of_date"] = pd.Series(days.astype(object), index=df.index, dtype=object)  # dates; NaT: None
         df["attempts"] = df["attempts"].fillna(0).astype("int64")
         return df
 

@@ -1,0 +1,78 @@
+"""The run's files: the extract's frames and the aging snapshot read back as the contract has them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from receivables.domain.aging import compute_aging
+from receivables.domain.normalise import as_of_view, normalise
+from receivables.domain.plan import explain
+from receivables.extract import SNAPSHOT, read_frames, read_snapshot, write_frames
+from receivables.onec.emulator.generator import generate_company
+
+END = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    ds = generate_company(seed=5, scale=0.01, end_date=END)
+    return as_of_view(normalise({name: ds.rows(name) for name in ds.names()}), END, extracted_on=END)
+
+
+def test_frames_read_back_equal_and_only_those_named(tmp_path, frames):
+    write_frames(frames, tmp_path)
+    every = read_frames(tmp_path)
+    assert set(every) == set(frames)
+    for name, df in frames.items():
+        assert_frame_equal(every[name], df, check_categorical=True)
+    some = read_frames(tmp_path, ["partners", "orders"])
+    assert list(some) == ["partners", "orders"]
+    assert_frame_equal(some["orders"], frames["orders"])
+
+
+def test_filters_read_the_matching_rows_only(tmp_path, frames):
+    write_frames(frames, tmp_path)
+    orders = frames["orders"]
+    number = orders["document_number"].iloc[len(orders) // 2]
+    got = read_frames(tmp_path, ["orders"], filters=[("document_number", "==", number)])["orders"]
+    expected = orders.loc[orders["document_number"].eq(number)].reset_index(drop=True)
+    assert len(got) == len(expected) >= 1
+    # the rows and their values as written (categoricals keep their text)
+    assert_frame_equal(got.astype({c: "str" for c in got.columns if got[c].dtype == "category"}),
+                       expected.astype({c: "str" for c in expected.columns if expected[c].dtype == "category"}))
+    assert got["document_date"].dtype == "datetime64[s]"
+
+
+def test_explain_says_why_from_the_one_order_read(tmp_path, frames):
+    """The plan task reads only the asked-for order's rows for the explanation: an order that is
+    not posted is explained as such from them."""
+    orders = frames["orders"].copy()
+    orders.loc[0, "posted"] = False
+    write_frames({**frames, "orders": orders}, tmp_path)
+    number = orders["document_number"].iloc[0]
+    one = read_frames(tmp_path, ["orders"], filters=[("document_number", "==", number)])["orders"]
+    empty_plan = pd.DataFrame({"document_number": pd.Series([], dtype="str")})
+    assert explain(empty_plan, number, one, END) == [f"{number}: nothing is due as of {END}: the order is not posted"]
+    none = read_frames(tmp_path, ["orders"], filters=[("document_number", "==", "ТД99-999999")])["orders"]
+    assert "no customer order with this number" in explain(empty_plan, "ТД99-999999", none, END)[0]
+
+
+def test_a_missing_frame_or_snapshot_is_named(tmp_path, frames):
+    write_frames({"partners": frames["partners"]}, tmp_path / "extract")
+    with pytest.raises(FileNotFoundError, match="no orders.parquet"):
+        read_frames(tmp_path / "extract", ["partners", "orders"])
+    with pytest.raises(FileNotFoundError, match="aging snapshot"):
+        read_snapshot(tmp_path)
+
+
+def test_snapshot_reads_back_with_second_dates(tmp_path, frames):
+    snap = compute_aging(frames, END)
+    snap.to_parquet(tmp_path / SNAPSHOT, index=False)
+    back = read_snapshot(tmp_path)
+    for col in ("as_of_date", "document_date", "due_date"):
+        assert back[col].dtype == "datetime64[s]"
+    assert_frame_equal(back, snap)
