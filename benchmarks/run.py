@@ -460,6 +460,18 @@ HISTORY = [
     "0.70-1.09 s). Identical aging and plan (the suite's comparisons with row lists and with the "
     "reference). The plan task, in its own process, no longer makes text of every column of the ~1.4M "
     "rows it logs: 57 s and 5.0 GB -> 44 s and 3.7 GB at 1M (`bench_tasks`).",
+    "- **Tasks read what they use** (the AMD EPYC VM in a slower spell still: fresh memory 2 s per "
+    "GiB at first touch, the 1M compute of the twelfth pass's code 9.3-9.5 s steady on saved frames). "
+    "The plan reads four frames (`plan.PLAN_FRAMES`: partners, segments, managers, contacts), not the "
+    "extract's 1.3 GB of orders, stages, settlement objects and payments; the plan task loads only "
+    "those, and an explanation of one order reads that order's rows by a Parquet filter. The "
+    "benchmark's process drops the big frames after aging as the plan task never loads them: on saved "
+    "1M frames, interleaved, peak 4.41-4.44 -> 3.79-3.82 GB and plan 3.8 -> 2.9-3.3 s (less memory to "
+    "touch); in `make bench` the peak is now aging's (4.5 GB, of which 2.1 GB input). The register is "
+    "read column-wise (`COPY` on PostgreSQL, as the snapshot already was): 436k rows 12.4 s and ~1 GB "
+    "-> 2.2 s; at 1M the plan task (`bench_tasks`, its second run of the day) peaks at 2.4 GB instead "
+    "of 4.1. Identical plans (the suite's comparison with the reference now gives the plan only its "
+    "declared frames).",
     "- **The gate** (not in the compute benchmark; 4.8 s of the end-to-end run at scale 1.0, ~30 s at 1M): "
     "GX's between-check called a Python function per value for nullable kopecks and datetime64[s] "
     "columns, and GX fingerprints every column of a batch; it now gets only the checked columns, kopecks "
