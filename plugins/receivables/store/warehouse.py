@@ -464,7 +464,7 @@ class Warehouse:
                 kinds.append("date")
             elif isinstance(c.type, DateTime) and self.is_postgres:
                 # microseconds since the epoch: an integer column, exact, in any session time zone
-                exprs.append(cast(func.floor(func.extract("epoch", c) * 1_000_000), BigInteger).label(c.name))
+                exprs.append(cast(func.round(func.extract("epoch", c) * 1_000_000), BigInteger).label(c.name))
                 kinds.append("moment")
             else:
                 exprs.append(c)
