@@ -87,7 +87,6 @@ def _print_preview(args: argparse.Namespace, frames_plan, open_documents: int) -
 
 
 def _plan_only(run, pol, wh):
-
     from receivables.domain.plan import PLAN_FRAMES, build_plan, plain_text
     from receivables.extract import read_frames, read_snapshot
 

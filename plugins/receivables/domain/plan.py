@@ -504,8 +504,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                ) -> pd.DataFrame:
     """Every (document, step) candidate with its decision and reason.
 
-    `aging` comes from `compute_aging` for `as_of`; of `frames` the `PLAN_FRAMES` are read; `register` is `collection_register`
-    (at least document_ref, step_id, action, partner_ref, sent_at, external_ref);
+    `aging` comes from `compute_aging` for `as_of`; of `frames` only `PLAN_FRAMES` are read;
+    `register` is `collection_register` (at least document_ref, step_id, action, partner_ref,
+    sent_at, external_ref);
     `now` (aware) enables the 230-ФЗ hour check when the plan is about to be acted on.
 
     Candidates are carried as integer positions (`di`: the document's row, `si`: the
