@@ -652,10 +652,10 @@ class Warehouse:
             df = self._read_frame(t, [], order)
         else:
             refs = sorted(set(document_refs))
+            # an empty list still reads once: the frame of every column, typed, with no rows
             parts = [self._read_frame(t, [t.c.document_ref.in_(refs[start:start + 1000])], order)
-                     for start in range(0, len(refs), 1000)]
-            df = (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts
-                  else self._read_frame(t, [t.c.document_ref.in_([])], order))
+                     for start in range(0, max(len(refs), 1), 1000)]
+            df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         for c in ("sent_at", "updated_at"):
             df[c] = df[c].astype("datetime64[us, UTC]")
         days = df["as_of_date"].to_numpy(dtype="datetime64[D]")
