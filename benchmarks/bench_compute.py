@@ -7,13 +7,14 @@ contacts — about 2.9 orders and 12 raw rows per open document. Up to 100k open
 company is one `generate_company(seed=1, scale=N/26 066)`; above that it is a holding
 of k independently generated companies (seeds 1..k, each of the 100k scale) with
 document numbers prefixed per company, so GUIDs are fresh and every company is
-realistic. Generated rows are cached as pickles under benchmarks/.cache/ (the dicts a
-JSON decoder gives) and turned into what the pipeline's extract hands to normalise: per
-entity set a raw frame built page by page exactly as `ODataClient.fetch_frame` builds it
-(pages of 5000 rows -> columns -> Arrow arrays, `schema.REPEATING_FIELDS` dictionary-encoded,
-repeats dropped), one company at a time so the dicts of a holding never coexist (the
-companies' frames are concatenated with their categories united, as one infobase's would be). That conversion happens during extraction, page
-by page, so it is not timed as compute (its total is reported as `frame_build_seconds`).
+realistic. Generated rows are cached under benchmarks/.cache/ as 1C's pages bring them (the
+dicts a JSON decoder gives, pages of 5000 rows) and turned into what the pipeline's extract
+hands to normalise: per entity set a raw frame built page by page exactly as
+`ODataClient.fetch_frame` builds it (each page's dicts -> columns -> Arrow arrays, read one page
+at a time as an extract reads them, `schema.REPEATING_FIELDS` dictionary-encoded, repeats
+dropped), company after company (their frames concatenated with the categories united, as one
+infobase's would be). That conversion happens during extraction, page by page, so it is not
+timed as compute (its total, reading the cached pages included, is `frame_build_seconds`).
 Up to 100k open the old input, normalise over the row lists, is also timed once
 (`normalise_rows_seconds`), for comparison.
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import itertools
 import json
 import math
 import os
@@ -46,7 +48,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +127,13 @@ def companies(size: int) -> list[tuple[int, float]]:
     return [(seed, scale) for seed in range(1, count + 1)]
 
 
-def _company(seed: int, scale: float) -> dict[str, list[dict]]:
-    """One generated company's raw rows, from the cache or generated and cached."""
-    path = CACHE / f"company-seed{seed}-scale{scale:.4f}.pickle"
-    if path.exists():
-        with path.open("rb") as fh:
-            return pickle.load(fh)
+def _cache_path(seed: int, scale: float) -> Path:
+    return CACHE / f"company-seed{seed}-scale{scale:.4f}.pages"
+
+
+def _generate(seed: int, scale: float, path: Path) -> None:
+    """Generate one company and cache its raw rows as 1C's pages bring them: pickled
+    (entity set, page of up to PAGE_SIZE row dicts) one after another, set by set."""
     from receivables.onec.emulator.generator import generate_company
 
     ds = generate_company(seed=seed, scale=scale, end_date=END)
@@ -142,13 +147,36 @@ def _company(seed: int, scale: float) -> dict[str, list[dict]]:
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as fh:
-        pickle.dump(raw, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, rows in raw.items():
+            for start in range(0, max(len(rows), 1), PAGE_SIZE):  # an empty set: one empty page
+                pickle.dump((name, rows[start:start + PAGE_SIZE]), fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
-    return raw
+
+
+def _pages(seed: int, scale: float) -> Iterator[tuple[str, list[dict]]]:
+    """One generated company's (entity set, page of row dicts), read from the cache one page
+    at a time (generated and cached the first time)."""
+    path = _cache_path(seed, scale)
+    if not path.exists():
+        _generate(seed, scale, path)
+    with path.open("rb") as fh:
+        while True:
+            try:
+                yield pickle.load(fh)
+            except EOFError:
+                return
+
+
+def _company(seed: int, scale: float) -> dict[str, list[dict]]:
+    """One generated company's raw rows, every page of a set in one list."""
+    rows: dict[str, list[dict]] = {}
+    for name, page in _pages(seed, scale):
+        rows.setdefault(name, []).extend(page)
+    return rows
 
 
 def load_input(size: int) -> dict[str, list[dict]]:
-    """Every company's raw rows, as row lists (the pre-frame input; small sizes only)."""
+    """Every company's raw rows as row lists (the pre-frame input; small sizes only)."""
     raw: dict[str, list[dict]] = {}
     for seed, scale in companies(size):
         for name, rows in _company(seed, scale).items():
@@ -160,21 +188,28 @@ def load_input(size: int) -> dict[str, list[dict]]:
 PAGE_SIZE = 5000
 
 
-def raw_frames(rows_by_set: dict[str, list[dict]]) -> dict[str, Any]:
-    """One company's rows as `ODataClient.fetch_frame` would have built them, page by page;
-    the rows are consumed (each set's list is dropped once converted)."""
+def raw_frames(pages: Iterable[tuple[str, list[dict]]]) -> dict[str, Any]:
+    """One company's raw frames as `ODataClient.fetch_frame` would have built them from its
+    (entity set, page) in order, page by page: as in an extract, a page's dicts are gone
+    before the next page is read (a whole company's dicts at once left a few survivors
+    in most of the interpreter's small-object arenas, ~0.25 GB at 1M that an extract never holds)."""
     from receivables.extract import ORDER_BY
     from receivables.onec.client import _order_fields, frame_from_pages
     from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
 
+    def frame(name: str, set_pages: Iterable[list[dict]]) -> Any:
+        fields = READ_SETS[name]
+        return frame_from_pages(set_pages, list(fields), _order_fields(ORDER_BY[name]),
+                                REPEATING_FIELDS.get(name, ()))[0]
+
     out = {}
-    for name, fields in READ_SETS.items():
-        rows = rows_by_set.pop(name, [])
-        pages = (rows[i:i + PAGE_SIZE] for i in range(0, max(len(rows), 1), PAGE_SIZE))
-        out[name], _ = frame_from_pages(pages, list(fields), _order_fields(ORDER_BY[name]),
-                                        REPEATING_FIELDS.get(name, ()))
-        del rows
-    return out
+    for name, group in itertools.groupby(pages, key=itemgetter(0)):
+        set_pages = map(itemgetter(1), group)
+        if name in READ_SETS:
+            out[name] = frame(name, set_pages)
+        else:
+            deque(set_pages, maxlen=0)  # a set the pipeline does not read
+    return {name: out[name] if name in out else frame(name, [[]]) for name in READ_SETS}
 
 
 def load_frames(size: int) -> tuple[dict[str, Any], float]:
@@ -184,12 +219,11 @@ def load_frames(size: int) -> tuple[dict[str, Any], float]:
     parts: dict[str, list[Any]] = {}
     build = 0.0
     for seed, scale in companies(size):
-        company = _company(seed, scale)
+        pages = _pages(seed, scale)
         t0 = time.perf_counter()
-        for name, df in raw_frames(company).items():
+        for name, df in raw_frames(pages).items():
             parts.setdefault(name, []).append(df)
-        build += time.perf_counter() - t0
-        del company
+        build += time.perf_counter() - t0  # reading the cache's pages included
         gc.collect()
     frames = {name: dfs[0] if len(dfs) == 1 else concat_frames(dfs) for name, dfs in parts.items()}
     return frames, build
