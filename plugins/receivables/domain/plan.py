@@ -586,10 +586,13 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         due_day[business] = cal.add_working_days_each(
             anchor[business], si[business], steps["offset"].fillna(0).astype("int64").to_numpy()).astype("datetime64[s]")
         due_day[no_step] = np.datetime64("NaT")
+        # (candidate-sized temporaries go as soon as they are used: at a million documents each
+        # is ~37 MB, and the output's columns are being built beside them)
+        del anchor_is_date, offset, business_unit, business
 
         # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
         # where a mask over Arrow strings would rebuild the column every time
-        code = per_candidate(doc_reason)
+        code = per_candidate(doc_reason.astype(np.int8))  # a byte a candidate: few reasons
 
         def give(hit, name: str, *, step_only: bool = False) -> None:
             """The reason of every candidate that has none yet and `hit`s."""
@@ -609,6 +612,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         known = ~np.isnat(due_day)
         late = np.floor_divide((as_of_ts - np.where(known, due_day, as_of_ts)).astype("int64"), 86400)
         give((catch_up >= 0) & known & (late > catch_up), "catch_up_expired")
+        del catch_up, known, late
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = per_candidate((docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64"))  # a ratio
         require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
@@ -619,6 +623,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         below = np.zeros(len(si), dtype=bool)
         below[needs] = docs["outstanding"].to_numpy()[doc_order][place[needs]] < require_min[si[needs]]
         give(below, "require_min_outstanding")
+        del pct, require_pct, below, needs
 
         # several due steps of one action for one document: only the latest due day acts
         rows = np.flatnonzero((code < 0) & ~no_step)
@@ -637,6 +642,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         superseded[rows] = True
         superseded[rows[order[first]]] = False
         give(superseded, "superseded")
+        del rows, document, action, order, first, superseded
 
         # targets: manager positions per document, chosen per candidate
         if not mgrs.index.is_unique:
@@ -650,11 +656,13 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # goes to the order's manager, else the partner's
         use_main = np.where(is_case, per_candidate(no_manager), by_partner)
         assignee_at = np.where(use_main, di + n_docs, di)
-        assignee_mgr = np.where(use_main, per_candidate(main_manager), per_candidate(order_manager))
+        # positions among the few managers and addresses: int32 per candidate
+        assignee_mgr = np.where(use_main, per_candidate(main_manager.astype(np.int32)),
+                                per_candidate(order_manager.astype(np.int32)))
         assignee_missing = np.where(use_main, per_candidate(main_ref.isna().to_numpy()), per_candidate(no_manager))
-        contact_mgr = per_candidate(contact_manager)
+        contact_mgr = per_candidate(contact_manager.astype(np.int32))
         recipients = _recipients(frames["contacts"], policy)
-        address = per_candidate(positions(distinct, recipients.index)[partner_code])
+        address = per_candidate(positions(distinct, recipients.index).astype(np.int32)[partner_code])
         # target: the partner's address for email, else the assignee's name
         target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
                                 ignore_index=True)
