@@ -260,21 +260,27 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     # NaT sorts last, as in sort_values: just after the latest date, so the keys stay packable
     day = np.where(nat, seconds.max(where=~nat, initial=np.iinfo("int64").min) + 1, seconds)
     order = lexsort((line, day, doc))
+    # (a stage-sized array is ~28 MB at a million open documents: each goes once used)
+    del line, day, seconds, have, without, days, contract, has_term
     doc, date, amount, nat = doc[order], date[order], amount[order], nat[order]
+    del order
     start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
 
     first_due = pd.Series(date[start], index=orders.index)  # the earliest stage (NaT only if all are)
     paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"], live).to_numpy()
 
     # within an order, payments cover stages in date order
-    total = np.cumsum(amount)
-    cum = total - np.repeat(total[start] - amount[start], np.diff(np.r_[start, len(doc)]))
-    covered = _fifo(paid[doc], amount, cum)
+    cum = np.cumsum(amount)
+    cum -= np.repeat(cum[start] - amount[start], np.diff(np.r_[start, len(doc)]))
+    open_dated = _fifo(paid[doc], amount, cum) < amount
+    del cum
+    open_dated &= ~nat
     # stages are in order by document, then date (NaT last): a document's earliest open dated
     # stage is its first, its latest dated stage its last (np.minimum.at / maximum.at, ~10x slower)
     never = np.iinfo("int64").max
     due = np.full(n, never, dtype="int64")
-    dated_open = np.flatnonzero((covered < amount) & ~nat)
+    dated_open = np.flatnonzero(open_dated)
+    del open_dated, amount
     first = dated_open[np.r_[True, doc[dated_open][1:] != doc[dated_open][:-1]]] if len(dated_open) else dated_open
     due[doc[first]] = date[first].view("int64")
     last = np.full(n, np.iinfo("int64").min, dtype="int64")
@@ -319,6 +325,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     if stage_at is not None:
         paid, raw_due = _paid_and_due(orders, frames, stage_at, is_live)
         rows = np.arange(len(orders))
+        del stage_at
     else:  # repeated or missing references (the gate reports them): the open orders, joined on the text
         orders = orders.take(live).reset_index(drop=True)
         paid, raw_due = _paid_and_due_by_ref(orders, frames)
