@@ -229,16 +229,6 @@ def load_frames(size: int) -> tuple[dict[str, Any], float]:
     return frames, build
 
 
-def _trim() -> None:
-    """Hand freed heap back to the kernel, so that RSS after dropping the dicts is honest."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def make_register(raw: dict[str, Any], seed: int = 1) -> Any:
     """A lived-in register: a fifth of the orders had one step sent in the last 40 days
     (one message may cover two orders of a partner), 1% of them refused permanently."""
@@ -301,6 +291,7 @@ def _cap_memory(gb: float) -> None:
 
 def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     from receivables.domain.aging import compute_aging
+    from receivables.domain.frames import release_memory
     from receivables.domain.normalise import as_of_view, normalise
     from receivables.domain.plan import PLAN_FRAMES, build_plan
     from receivables.domain.policy import parse_policy
@@ -318,7 +309,7 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     raw, build_seconds = load_frames(size)
     register = make_register(raw)
     gc.collect()
-    _trim()
+    release_memory()  # freed heap back to the kernel, so that RSS after dropping the dicts is honest
     input_kb = _status("VmRSS")
     peak_reset = _reset_peak()
     now = dt.datetime.combine(AS_OF, dt.time(11), tzinfo=policy.tz)
@@ -355,6 +346,7 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         # there): the rest go before it, as they would when their stage's process ends
         frames = {name: frames[name] for name in PLAN_FRAMES}
         gc.collect()
+        release_memory()
         plan, s_plan = stage("plan", build_plan, aging, frames, policy, register, AS_OF, now=now)
         runs.append({"normalise": s_norm, "aging": s_aging, "plan": s_plan, "total": s_norm + s_aging + s_plan,
                      "aging_join_floor": join_seconds, "cpu": dict(cpu)})
@@ -362,8 +354,11 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         counts = {"open_documents": len(aging), "plan_rows": len(plan),
                   "decisions": {str(k): int(v) for k, v in plan["decision"].value_counts().items() if v}}
         if _ < repeats - 1:
+            # the next run starts as a task's fresh process would, with none of this run's memory:
+            # freed but kept by the allocators, it went under the next normalise's peak
             del frames, aging, plan
             gc.collect()
+            release_memory()
     floor = min(r.pop("aging_join_floor") for r in runs)
     best = min(runs, key=lambda r: r["total"])
     best_cpu = best.pop("cpu")

@@ -29,6 +29,7 @@ from receivables.domain.frames import (
     lookup,
     member,
     positions,
+    release_memory,
     sort_key,
     strictly_ascending,
     text_category,
@@ -326,6 +327,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
         paid, raw_due = _paid_and_due(orders, frames, stage_at, is_live)
         rows = np.arange(len(orders))
         del stage_at
+        release_memory()  # the dating's temporaries: the snapshot's columns come from other allocators
     else:  # repeated or missing references (the gate reports them): the open orders, joined on the text
         orders = orders.take(live).reset_index(drop=True)
         paid, raw_due = _paid_and_due_by_ref(orders, frames)
@@ -337,16 +339,26 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     # the snapshot's rows in reference order from the start: every column below is then built
     # in place, where sorting the finished snapshot took all of its columns once more
     pick = np.flatnonzero(keep)
-    refs = arrow_str(frames["orders"]["document_ref"]).take(pa.array(rows[pick]))
+    source = frames["orders"]
+    refs = arrow_str(source["document_ref"]).take(pa.array(rows[pick]))
     if not strictly_ascending(refs):
-        pick = pick[pc.sort_indices(refs).to_numpy()]
+        by_ref = pc.sort_indices(refs)
+        pick, refs = pick[by_ref.to_numpy()], refs.take(by_ref)
+    # those references, in order, are the snapshot's column (as normalise's Arrow text: not taken twice)
+    columns = _ORDER_COLUMNS
+    if isinstance(source["document_ref"].array, pd.arrays.ArrowStringArray):
+        columns = [c for c in _ORDER_COLUMNS if c != "document_ref"]
     # the debts and the names need no due date: worker threads (hashing and taking in Arrow,
     # which releases the GIL) build them while this thread dates the orders; they take the
     # orders' columns too, a column each (one frame's take on this thread: ~0.7 s at 1M)
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="aging") as pool:
-        source, at = frames["orders"], rows[pick]
-        taken = pool.map(lambda col: source[col].take(at).reset_index(drop=True), _ORDER_COLUMNS)
-        orders = pd.DataFrame(dict(zip(_ORDER_COLUMNS, taken, strict=True)), copy=False)
+        at = rows[pick]
+        taken = dict(zip(columns, pool.map(lambda col: source[col].take(at).reset_index(drop=True), columns),
+                         strict=True))
+        if "document_ref" not in taken:
+            taken["document_ref"] = pd.Series(pd.arrays.ArrowStringArray(refs, dtype=source["document_ref"].dtype))
+        orders = pd.DataFrame({col: taken[col] for col in _ORDER_COLUMNS}, copy=False)
+        del taken
         orders["amount"] = orders["amount"].astype("int64")
         orders["paid"] = paid[pick]
         orders["outstanding"] = outstanding[pick]

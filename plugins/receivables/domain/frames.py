@@ -152,6 +152,27 @@ CATEGORICAL: dict[str, frozenset[str]] = {
 COMPUTE_THREADS = 2
 
 
+def release_memory() -> None:
+    """Give the memory a compute step freed back to the system (glibc's heaps, Arrow's pool).
+
+    The steps' temporaries, gigabytes at a million open documents, are freed into the worker
+    threads' own allocator arenas, which the next step (its allocations made by other threads,
+    much of them through Arrow's allocator) mostly does not reuse: run one after another in a
+    process (`airflow dags test`, the CLI), normalise's left ~0.8 GB under aging's peak. A task
+    process ends after its step anyway; elsewhere this costs the next step the first touch of
+    the pages it takes back.
+    """
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator returns memory its own way
+        pass
+
+
 def arrow_str(values):
     """`values` as Arrow strings (nulls for missing), without a per-element Python step.
 

@@ -43,6 +43,7 @@ from receivables.domain.frames import (
     lookup,
     member,
     positions,
+    release_memory,
     text_buffers,
     text_category,
 )
@@ -408,7 +409,9 @@ def normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     """Every canonical frame from the raw sets of `onec.schema.READ_SETS` (row lists or
     the client's raw frames; both give the same frames)."""
     with _gc_paused():
-        return _normalise(raw)
+        frames = _normalise(raw)
+    release_memory()
+    return frames
 
 
 def _orders(raw: Mapping[str, RawSet]) -> pd.DataFrame:

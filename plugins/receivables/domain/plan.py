@@ -31,6 +31,7 @@ from receivables.domain.frames import (
     narrow_codes,
     packed_text_key,
     positions,
+    release_memory,
     sort_key,
     strictly_ascending,
 )
@@ -716,6 +717,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
         if ((doc_key[1:] == doc_key[:-1]) & (rank_key[1:] < rank_key[:-1])).any():
             plan = plan.take(lexsort((rank_key, doc_key))).reset_index(drop=True)
+    del di, si
+    release_memory()  # the candidates' temporaries, ~0.6 GB at a million documents
     return plan
 
 
