@@ -10,11 +10,12 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.onec.client import ODataClient
@@ -60,17 +61,30 @@ def write_frames(frames: dict[str, pd.DataFrame], folder: Path) -> dict[str, str
 
 
 def read_frames(folder: Path, names: Iterable[str] | None = None, *,
-                filters: list[tuple[str, str, Any]] | None = None) -> dict[str, pd.DataFrame]:
+                filters: list[tuple[str, str, Any]] | None = None,
+                columns: Mapping[str, Sequence[str]] | None = None) -> dict[str, pd.DataFrame]:
     """The run's frames from `write_frames`' folder: all of them, or only those `names`d (a task
     reads what its step uses: at a million open documents the four big frames are ~1.3 GB);
     `filters` (pyarrow's row filters, e.g. ``[("document_number", "==", "ТД00-000123")]``) keep
-    only the matching rows, read as such."""
+    only the matching rows, read as such; `columns` (by frame) only those columns of a frame."""
     folder = Path(folder)
     paths = sorted(folder.glob("*.parquet")) if names is None else [folder / f"{name}.parquet" for name in names]
     missing = [path.name for path in paths if not path.exists()]
     if missing:
         raise FileNotFoundError(f"the extract in {folder} has no {', '.join(missing)}: run the extract first")
-    return {path.stem: _contract_times(pd.read_parquet(path, filters=filters)) for path in paths}
+    columns = columns or {}
+    out = {}
+    for path in paths:
+        wanted = columns.get(path.stem)
+        if wanted is not None:
+            have = set(pq.read_schema(path).names)
+            absent = [c for c in wanted if c not in have]
+            if absent:
+                raise ValueError(f"{path} has no column {', '.join(absent)}: an extract of another version; "
+                                 "run the extract again")
+            wanted = list(wanted)
+        out[path.stem] = _contract_times(pd.read_parquet(path, columns=wanted, filters=filters))
+    return out
 
 
 def read_snapshot(run_folder: Path) -> pd.DataFrame:

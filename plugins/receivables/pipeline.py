@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from receivables import settings
-from receivables.domain.aging import compute_aging
+from receivables.domain.aging import AGING_READS, compute_aging
 from receivables.domain.frames import categorical_text
 from receivables.domain.plan import PLAN_FRAMES, build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
@@ -150,7 +150,8 @@ def validate(run: Run) -> dict[str, Any]:
 def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True) -> dict[str, Any]:
     from receivables.validation import validate_aging
 
-    frames = read_frames(run.folder / "extract")
+    # the frames and columns aging reads (the sales below read the orders' among them)
+    frames = read_frames(run.folder / "extract", AGING_READS, columns=AGING_READS)
     snap = compute_aging(frames, run.as_of, bucket_bounds=pol.aging_buckets)
     report = validate_aging(snap, as_of=run.as_of, buckets=pol.bucket_labels())
     report.save(run.folder / "validation_aging.json")

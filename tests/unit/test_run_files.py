@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from receivables.domain.aging import compute_aging
+from receivables.domain.aging import AGING_READS, compute_aging
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.domain.plan import explain
 from receivables.extract import SNAPSHOT, read_frames, read_snapshot, write_frames
@@ -76,3 +76,23 @@ def test_snapshot_reads_back_with_second_dates(tmp_path, frames):
     for col in ("as_of_date", "document_date", "due_date"):
         assert back[col].dtype == "datetime64[s]"
     assert_frame_equal(back, snap)
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["unique references", "a repeated order"])
+def test_aging_from_the_columns_it_reads_is_the_same(tmp_path, frames, repeated):
+    """The aging task reads `AGING_READS` only: the snapshot is the one of the whole extract, on
+    integer keys and (an order repeated: the gate's to report) on the references' text."""
+    if repeated:
+        frames = {**frames, "orders": pd.concat([frames["orders"], frames["orders"].iloc[[3]]], ignore_index=True)}
+    write_frames(frames, tmp_path)
+    some = read_frames(tmp_path, AGING_READS, columns=AGING_READS)
+    assert {name: list(df.columns) for name, df in some.items()} == {n: list(c) for n, c in AGING_READS.items()}
+    whole = compute_aging(read_frames(tmp_path), END)
+    assert len(whole) > 10
+    assert_frame_equal(compute_aging(some, END), whole)
+
+
+def test_a_missing_column_is_named(tmp_path, frames):
+    write_frames({"payments": frames["payments"].drop(columns=["settlement_key"])}, tmp_path)
+    with pytest.raises(ValueError, match=r"payments.parquet has no column settlement_key"):
+        read_frames(tmp_path, ["payments"], columns={"payments": AGING_READS["payments"]})

@@ -75,6 +75,20 @@ _PAY_COLUMNS = ["document_ref", "document_number", "document_date", "contract_re
 _ORDER_COLUMNS = ["document_ref", "document_number", "document_date", "partner_ref", "organization_ref",
                   "contract_ref", "manager_ref", "settlement", "amount"]
 
+#: the frames and columns `compute_aging` reads (the integer keys `with_keys` numbers included):
+#: the aging task loads these only, not the payments' receipts, the contacts, the counterparties
+AGING_READS: dict[str, tuple[str, ...]] = {
+    "orders": tuple(dict.fromkeys([*_PAY_COLUMNS, *_ORDER_COLUMNS, "posted", "deleted"])),
+    "stages": ("document_ref", "document_key", "line", "pay_date", "amount"),
+    "contracts": ("contract_ref", "has_term", "term_days"),
+    "payments": ("settlement_ref", "settlement_key", "amount"),
+    "settlement_objects": ("settlement_ref", "settlement_key", "object_ref", "object_key"),
+    "organizations": ("organization_ref", "organization_name"),
+    "managers": ("manager_ref", "manager_name"),
+    "partners": ("partner_ref", "partner_name"),
+    "segments": ("partner_ref", "segment_name"),
+}
+
 
 def schedule(orders: pd.DataFrame, stages: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
     """One row per (order, stage): the payment schedule, or one synthetic stage.
