@@ -134,9 +134,9 @@ def resolve_as_of(param: str | None, logical: dt.datetime | None, run_after: dt.
 # -- validate -------------------------------------------------------------------------
 
 def validate(run: Run) -> dict[str, Any]:
-    from receivables.validation import validate_extract
+    from receivables.validation import EXTRACT_READS, validate_extract
 
-    frames = read_frames(run.folder / "extract")
+    frames = read_frames(run.folder / "extract", EXTRACT_READS, columns=EXTRACT_READS)
     report = validate_extract(frames, as_of=run.as_of)
     report.save(run.folder / "validation_extract.json")
     log.info("validation of the extract:\n%s", report.summary_text())

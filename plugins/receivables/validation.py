@@ -25,6 +25,20 @@ from receivables.onec.schema import EMAIL_CONTACT, SETTLEMENT_PROCEDURES
 
 EMAIL_REGEX = r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+$"
 EARLIEST = pd.Timestamp("2000-01-01")
+#: the frames and columns `validate_extract` reads, the integer keys of references included (the
+#: extract's frames carry them): the validate task loads these only
+EXTRACT_READS: dict[str, tuple[str, ...]] = {
+    "orders": ("document_ref", "document_key", "document_number", "document_date", "partner_ref", "contract_ref",
+               "manager_ref", "organization_ref", "settlement", "settlement_key", "amount"),
+    "stages": ("document_ref", "document_key", "line", "pay_date", "amount"),
+    "payments": ("payment_ref", "line", "payment_date", "settlement_key", "amount"),
+    "settlement_objects": ("settlement_key", "object_key"),
+    "partners": ("partner_ref",),
+    "contracts": ("contract_ref",),
+    "managers": ("manager_ref",),
+    "organizations": ("organization_ref",),
+    "contacts": ("partner_ref", "type", "email"),
+}
 DEFAULT_BUCKETS = ["not_due", "1-30", "31-60", "61-90", "91+"]
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from factories import email, frames, order, payment, stage
 from receivables.domain.aging import compute_aging
-from receivables.validation import validate_aging, validate_extract
+from receivables.domain.frames import with_keys
+from receivables.extract import read_frames, write_frames
+from receivables.validation import EXTRACT_READS, validate_aging, validate_extract
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -45,8 +47,13 @@ def test_good_data_passes(passing):
     (dict(orders=[order("A", "2026-11-02", 1000, partner="ghost")], stages=[], payments=[]),
      "partner is not among the extracted partners", "A"),
 ])
-def test_bad_data_fails_naming_the_rule_the_count_and_examples(data, rule, example):
+def test_bad_data_fails_naming_the_rule_the_count_and_examples(data, rule, example, tmp_path):
     report = validate_extract(good(**data), as_of=AS_OF)
+    # the validate task reads the extract's columns the gate uses only: the same report
+    write_frames(with_keys(good(**data)), tmp_path)
+    read = read_frames(tmp_path, EXTRACT_READS, columns=EXTRACT_READS)
+    again = validate_extract(read, as_of=AS_OF)
+    assert (again.checks, again.failures) == (report.checks, report.failures)
     assert not report.success
     text = report.summary_text()
     hit = [f for f in report.failures if rule in f.explanation]
