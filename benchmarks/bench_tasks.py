@@ -48,7 +48,7 @@ def _step(step: str, url: str, folder: Path, size: int) -> dict[str, Any]:
         raw, _ = load_frames(size)
         out["input_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         started = time.perf_counter()
-        frames = as_of_view(normalise(raw), AS_OF, extracted_on=END)
+        frames = as_of_view(normalise(raw, consume=True), AS_OF, extracted_on=END)  # as the extract does
         del raw
         write_frames(frames, folder / "extract")
         out["rows"] = {name: len(df) for name, df in frames.items()}

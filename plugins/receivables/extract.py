@@ -109,7 +109,7 @@ def extract(client: ODataClient, as_of: dt.date, folder: Path, *,
     """Read 1C, keep what existed on `as_of`, write Parquet; return small stats for XCom."""
     raw = fetch_raw(client)
     counts_raw = {name: len(rows) for name, rows in raw.items()}
-    frames = as_of_view(normalise(raw), as_of, extracted_on=extracted_on)
+    frames = as_of_view(normalise(raw, consume=True), as_of, extracted_on=extracted_on)
     del raw
     paths = write_frames(frames, folder / "extract")
     stats = {
