@@ -495,7 +495,8 @@ HISTORY = [
     "only the columns aging uses (`aging.AGING_READS`): at 1M (`bench_tasks`) 2.67 -> 2.11-2.16 GB; "
     "the validate task only the columns the gate uses (`validation.EXTRACT_READS`, keys instead of the "
     "payments' and settlement objects' reference text): 3.44 GB and 34 s -> 2.79 GB and 24 s, the same "
-    "report.",
+    "report. The extract hands its raw sets to normalise (`consume=True`), which lets each big one go "
+    "once its frame is built: extract task 3.06 -> 2.73 GB, the same Parquet files.",
     "",
 ]
 
