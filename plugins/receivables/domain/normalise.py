@@ -419,6 +419,7 @@ def normalise(raw: Mapping[str, RawSet], *, consume: bool = False) -> dict[str, 
     return frames
 
 
+#: the big documents' entity sets (as `onec.schema.READ_SETS` names them)
 ORDERS, STAGES, SETTLEMENT_OBJECTS = ("Document_ЗаказКлиента", "Document_ЗаказКлиента_ЭтапыГрафикаОплаты",
                                       "Catalog_ОбъектыРасчетов")
 
