@@ -22,7 +22,8 @@ Each size runs in its own subprocess: after loading the input the peak-RSS count
 reset (/proc/self/clear_refs), so `peak_rss_mb` is the process's peak during compute
 (input included) and `compute_rss_mb` what compute added on top of the input. As in the
 pipeline, the plan gets the frames it reads (`plan.PLAN_FRAMES`, what the plan task loads):
-the big ones are dropped after aging.
+the big ones are dropped after aging, and there and between runs the memory freed goes back to the
+system (`frames.release_memory`), as it does when a task's process ends.
 
 The row-by-row reference (benchmarks/reference.py) is far too slow for 1M: it runs twice at
 every size up to 100k, and its best run is compared with the best of the vectorised aging +
