@@ -91,7 +91,7 @@ def _plan_only(run, pol, wh):
     from receivables.extract import read_frames, read_snapshot
 
     return plain_text(build_plan(read_snapshot(run.folder), read_frames(run.folder / "extract", PLAN_FRAMES), pol,
-                                 wh.read_register(), run.as_of))
+                                 wh.read_register(sent_or_failed=True), run.as_of))
 
 
 def cmd_penalty(args: argparse.Namespace) -> int:

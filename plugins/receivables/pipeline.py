@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,7 +187,7 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     """
     frames = read_frames(run.folder / "extract", PLAN_FRAMES)
     snap = read_snapshot(run.folder)
-    register = warehouse.read_register()
+    register = warehouse.read_register(sent_or_failed=True)  # (rows neither sent nor failed tell it nothing)
     acting = run.acting(pol, today=today)
     p = build_plan(snap, frames, pol, register, run.as_of,
                    now=(now or dt.datetime.now(dt.UTC)) if acting else None)
@@ -284,11 +283,7 @@ def acting_rows(run: Run, action: str) -> pd.DataFrame:
 
 def record(run: Run, warehouse: Any, stats: dict[str, Any]) -> dict[str, Any]:
     """Summarise the run's outcomes (counts by action and status) in the log and warehouse."""
-    reg = warehouse.read_register()
-    mine = reg.loc[reg["run_id"].eq(run.run_id)]
-    counts: Counter[str] = Counter()
-    for (action, status), n in mine.groupby(["action", "status"]).size().items():
-        counts[f"{action}:{status}"] = int(n)
+    counts = warehouse.register_counts(run.run_id)
     stats = {k: v for k, v in stats.items() if k != "run"}
     summary = {"as_of": run.as_of.isoformat(), "run_id": run.run_id, "infobase": run.infobase, **stats,
                "outcomes": dict(sorted(counts.items()))}

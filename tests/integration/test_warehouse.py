@@ -781,3 +781,21 @@ def test_concurrent_replacements_of_one_date_leave_one_snapshot(wh, url):
     n = len(wh.read_snapshot(AS_OF))
     assert n in {300, 301, 302, 303}
     assert sql(wh, "SELECT COUNT(DISTINCT document_ref) FROM aging_snapshot")[0][0] == n
+
+
+def test_the_plan_reads_sent_and_failed_rows_and_a_run_counts_its_own(wh):
+    """`read_register(sent_or_failed=True)`: the rows the plan reads (sent, or failed without a
+    send); `register_counts`: a run's rows by action and status, counted by the database."""
+    wh.claim(claim_rows(["a", "b", "c", "d"]), run_id="r1", as_of=dt.date(2026, 11, 20))
+    wh.complete(outcome(["a"], "sent"), run_id="r1")
+    wh.complete(outcome(["b"], "failed", detail="permanent: 550"), run_id="r1")
+    wh.complete(outcome(["c"], "skipped", detail="no_email"), run_id="r1")
+    wh.claim(claim_rows(["e"], step="t"), run_id="r2", as_of=dt.date(2026, 11, 20))
+    got = wh.read_register(sent_or_failed=True)
+    assert list(got["document_ref"]) == ["a", "b"]
+    assert list(got.columns) == list(wh.read_register().columns)
+    assert got["sent_at"].dtype == "datetime64[us, UTC]"
+    assert list(wh.read_register(["b", "c"], sent_or_failed=True)["document_ref"]) == ["b"]
+    assert wh.register_counts("r1") == {"email:sent": 1, "email:failed": 1, "email:skipped": 1, "email:pending": 1}
+    assert wh.register_counts("r2") == {"email:pending": 1}
+    assert wh.register_counts("nobody") == {}

@@ -128,6 +128,19 @@ def test_vectorised_plan_equals_row_by_row_reference(seed):
     expected, actual = R.plan_table(ref_plan), R.plan_table(plan)
     assert len(plan) == len(ref_plan)
     assert R.differences(expected, actual) == []
+    # rows neither sent nor failed (skipped, superseded, planned, pending) tell the plan nothing:
+    # the plan task reads the register's sent and failed rows only (`read_register(sent_or_failed=True)`)
+    quiet = aging.sample(n=min(200, len(aging)), random_state=seed)
+    unsent = pd.DataFrame({
+        "document_ref": quiet["document_ref"].to_numpy(), "document_number": quiet["document_number"].to_numpy(),
+        "partner_ref": quiet["partner_ref"].to_numpy(), "step_id": [STEPS[i % len(STEPS)]["id"] for i in range(len(quiet))],
+        "action": [STEPS[i % len(STEPS)]["action"] for i in range(len(quiet))], "target": "a@b.example",
+        "status": [("skipped", "superseded", "planned", "pending")[i % 4] for i in range(len(quiet))],
+        "sent_at": pd.NaT, "external_ref": None, "detail": "permanent: no_email"})
+    unsent["sent_at"] = pd.to_datetime(unsent["sent_at"], utc=True)
+    with_unsent = build_plan(aging, {name: frames[name] for name in PLAN_FRAMES}, policy,
+                             pd.concat([register, unsent], ignore_index=True), as_of, now=now)
+    assert R.differences(actual, R.plan_table(with_unsent)) == []
     # the data exercise more than one branch of the rules
     reasons = set(plan["reason"].dropna())
     assert {"due", "not_yet_due", "no_pool"} <= reasons, reasons
