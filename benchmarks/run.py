@@ -496,7 +496,10 @@ HISTORY = [
     "the validate task only the columns the gate uses (`validation.EXTRACT_READS`, keys instead of the "
     "payments' and settlement objects' reference text): 3.44 GB and 34 s -> 2.79 GB and 24 s, the same "
     "report. The extract hands its raw sets to normalise (`consume=True`), which lets each big one go "
-    "once its frame is built: extract task 3.06 -> 2.73 GB, the same Parquet files.",
+    "once its frame is built: extract task 3.06 -> 2.73 GB, the same Parquet files. The plan reads "
+    "the register's sent and failed rows only (the rest tell it nothing: tested against the "
+    "reference's random registers) and the record task counts its run's outcomes in the database: "
+    "with a 436k-row register (145k sent) the plan task 2.23 -> 2.13 GB.",
     "",
 ]
 
