@@ -49,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -154,12 +153,16 @@ def _generate(seed: int, scale: float, path: Path) -> None:
     tmp.replace(path)
 
 
-def _pages(seed: int, scale: float) -> Iterator[tuple[str, list[dict]]]:
-    """One generated company's (entity set, page of row dicts), read from the cache one page
-    at a time (generated and cached the first time)."""
+def _cached(seed: int, scale: float) -> Path:
+    """The cache file of one generated company's pages (generated the first time)."""
     path = _cache_path(seed, scale)
     if not path.exists():
         _generate(seed, scale, path)
+    return path
+
+
+def _pages(path: Path) -> Iterator[tuple[str, list[dict]]]:
+    """A cached company's (entity set, page of row dicts), read one page at a time."""
     with path.open("rb") as fh:
         while True:
             try:
@@ -171,7 +174,7 @@ def _pages(seed: int, scale: float) -> Iterator[tuple[str, list[dict]]]:
 def _company(seed: int, scale: float) -> dict[str, list[dict]]:
     """One generated company's raw rows, every page of a set in one list."""
     rows: dict[str, list[dict]] = {}
-    for name, page in _pages(seed, scale):
+    for name, page in _pages(_cached(seed, scale)):
         rows.setdefault(name, []).extend(page)
     return rows
 
@@ -205,11 +208,8 @@ def raw_frames(pages: Iterable[tuple[str, list[dict]]]) -> dict[str, Any]:
 
     out = {}
     for name, group in itertools.groupby(pages, key=itemgetter(0)):
-        set_pages = map(itemgetter(1), group)
-        if name in READ_SETS:
-            out[name] = frame(name, set_pages)
-        else:
-            deque(set_pages, maxlen=0)  # a set the pipeline does not read
+        if name in READ_SETS:  # (groupby skips the pages of a set left unread)
+            out[name] = frame(name, map(itemgetter(1), group))
     return {name: out[name] if name in out else frame(name, [[]]) for name in READ_SETS}
 
 
@@ -220,9 +220,9 @@ def load_frames(size: int) -> tuple[dict[str, Any], float]:
     parts: dict[str, list[Any]] = {}
     build = 0.0
     for seed, scale in companies(size):
-        pages = _pages(seed, scale)
+        path = _cached(seed, scale)  # generating a company is not building its frames
         t0 = time.perf_counter()
-        for name, df in raw_frames(pages).items():
+        for name, df in raw_frames(_pages(path)).items():
             parts.setdefault(name, []).append(df)
         build += time.perf_counter() - t0  # reading the cache's pages included
         gc.collect()
