@@ -99,6 +99,20 @@ def test_gx_gets_the_checked_columns_in_dtypes_it_compares_whole():
     assert out["missing"].isna().tolist() == [False, True] and out["far"].iloc[1].year == 3000
 
 
+def test_gx_does_not_fingerprint_the_batches(monkeypatch):
+    """GX's batch fingerprint (a hash of every row, a marker the gate never reads) was most of
+    the gate's time at a million documents: the gate's context turns it off, and still checks."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def hashed(df):
+        raise AssertionError("GX fingerprinted a batch")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", hashed)
+    report = validate_extract(good(orders=[order("A", "2026-11-02", -1000)]), as_of=AS_OF)
+    assert report.checks == 28 and "negative amount" in [f.explanation for f in report.failures]
+    assert all(f.failing == 1 for f in report.failures), report.summary_text()
+
+
 def test_missing_and_negative_amounts_are_counted_apart():
     orders = [order("A", "2026-11-02", -1000), order("B", "2026-11-03", float("nan")), order("C", "2026-11-03", 5)]
     report = validate_extract(good(orders=orders, stages=[], payments=[]), as_of=AS_OF)
