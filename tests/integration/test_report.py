@@ -191,3 +191,89 @@ def test_sheet_rows_is_what_the_writer_holds(tmp_path):
     assert ws.write_row(SHEET_ROWS, 0, [1]) == 0
     assert ws.write_row(SHEET_ROWS + 1, 0, [1]) == -1
     book.close()
+
+
+def _written(tmp_path, name, df, money, dates, *, cell_by_cell):
+    """`df` written as the report's sheet, by the column-wise rows or XlsxWriter cell by cell;
+    (each cell's value, type and number format read back by openpyxl, the sheet's XML)."""
+    import zipfile
+
+    from receivables.reports import report, sheet_rows
+
+    path = tmp_path / f"{name}.xlsx"
+    wb = report._Workbook(path)
+    kinds = sheet_rows.column_kinds
+    try:
+        if cell_by_cell:
+            sheet_rows.column_kinds = lambda *a: None
+        report._sheet(wb, "Лист", df, money, dates)
+    finally:
+        sheet_rows.column_kinds = kinds
+    wb.book.close()
+    ws = load_workbook(path)["Лист"]
+    cells = [[(c.value, c.data_type, c.number_format) for c in row] for row in ws.iter_rows()]
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    return cells, xml, ws
+
+
+def test_column_wise_rows_are_the_cells_xlsxwriter_writes(tmp_path):
+    """The report's rows built a column at a time (`sheet_rows`) are the cells XlsxWriter writes
+    one by one: same values, types and formats; text escaped byte for byte as it escapes it
+    (markup, edge spaces of every kind, control characters, its own _xHHHH_ pattern); missing
+    values and empty text as no cell. Text over Excel's 32 767 characters is cut as XlsxWriter
+    cuts it, and the row's other cells stay (XlsxWriter's write_row dropped them)."""
+    import numpy as np
+    import pandas as pd
+
+    from receivables.reports import sheet_rows
+
+    text = ["ООО «Рога & Копыта» <опт>", " ведущий пробел", "хвост\u3000", "\u00a0nbsp", "tab\tвнутри\nстрока",
+            "ctl\x01char", "_x0041_ как есть", "", None, 'кавычки "да"', "конец\n", "\ufffeне символ"]
+    n = len(text)
+    df = pd.DataFrame({
+        "name": pd.Series(text, dtype="str"),
+        "segment": pd.Categorical((["Опт", None, "Розница & Ко"] * n)[:n]),
+        "obj": pd.Series(text, dtype=object),
+        "outstanding": pd.array([125_099, None, -1, 0, 10**14 + 7, *range(n - 5)], dtype="Int64"),
+        "due_date": pd.Series(["2026-11-20", None, "2000-01-01", *["2099-12-31"] * (n - 3)], dtype="datetime64[s]"),
+        "days": np.arange(n, dtype="int64") - 3,
+        "docs": pd.array([None, *range(n - 1)], dtype="Int64"),
+        "share": [0.07, np.nan, 1 / 3, 1e-7, 1e16, *[0.5] * (n - 5)],
+    })
+    fast, fast_xml, ws = _written(tmp_path, "fast", df, {"outstanding"}, {"due_date"}, cell_by_cell=False)
+    slow, slow_xml, _ = _written(tmp_path, "slow", df, {"outstanding"}, {"due_date"}, cell_by_cell=True)
+    assert sheet_rows.column_kinds(df, {"outstanding"}, {"due_date"}) == [
+        "text", "text", "text", "money", "date", "number", "number", "number"]
+    assert fast == slow
+    assert ws["A2"].value == "ООО «Рога & Копыта» <опт>" and ws["D2"].value == 1250.99 and ws["A10"].value is None
+    # Excel's escapes as the file holds them (Excel shows the control character and "_x0041_")
+    assert ws["A7"].value == "ctl_x0001_char" and ws["A8"].value == "_x005F_x0041_ как есть"
+    long = df.iloc[[0]].assign(name="x" * 40_000)
+    cells, _, _ = _written(tmp_path, "long", long, {"outstanding"}, {"due_date"}, cell_by_cell=False)
+    assert len(cells[1][0][0]) == 32_767 and [c[0] for c in cells[1][1:]] == [c[0] for c in fast[1][1:]]
+
+    def text_cells(xml):  # the inline strings, in order
+        import re
+        return re.findall(r'<c r="[A-C]\d+"[^>]*t="inlineStr"><is>.*?</is></c>', xml, flags=re.S)
+
+    # three headers, two columns of text but the empty and the missing one, 8 segments of 12
+    assert text_cells(fast_xml) == text_cells(slow_xml) and len(text_cells(fast_xml)) == 3 + 2 * (n - 2) + 8
+
+
+def test_column_wise_rows_span_blocks_and_leave_mixed_sheets_to_xlsxwriter(tmp_path, monkeypatch):
+    """Rows built block by block follow one another (row numbers, dimension, filter); a column of
+    mixed values (the summary sheet's) or a per-cell format leaves the sheet to XlsxWriter."""
+    import pandas as pd
+
+    from receivables.reports import sheet_rows
+
+    monkeypatch.setattr(sheet_rows, "BLOCK_ROWS", 4)
+    df = pd.DataFrame({"n": [f"ТД-{i}" for i in range(11)], "v": pd.array(range(11), dtype="Int64")})
+    cells, xml, ws = _written(tmp_path, "blocks", df, {"v"}, set(), cell_by_cell=False)
+    assert [row[0][0] for row in cells] == ["n", *df["n"]] and [row[1][0] for row in cells][1:] == [i / 100 for i in range(11)]
+    assert '<dimension ref="A1:B12"/>' in xml and ws.auto_filter.ref == "A1:B12" and ws.freeze_panes == "A2"
+    mixed = pd.DataFrame({"показатель": ["a", "b"], "значение": ["01.12.2026", 5]})
+    assert sheet_rows.column_kinds(mixed, set(), set()) is None
+    assert sheet_rows.column_kinds(pd.DataFrame({"f": [True, False]}), set(), set()) is None
+    assert sheet_rows.column_kinds(pd.DataFrame({"x": [1.0, float("inf")]}), set(), set()) is None

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from receivables import formatting
 from receivables.domain.aging import bucket_labels
+from receivables.reports import sheet_rows
 from receivables.reports.analytics import (
     DEFINITIONS,
     ReportData,
@@ -210,13 +211,20 @@ def _one_sheet(wb: _Workbook, title: str, df: pd.DataFrame, money_cols: set[str]
                formats: Mapping[str, str], cell_formats: Mapping[tuple[int, str], str]):
     ws = wb.book.add_worksheet(title)
     columns = list(df.columns)
+    column_formats = []
     for k, col in enumerate(columns):
         fmt = formats.get(col) or (MONEY_FORMAT if col in money_cols else ("DD.MM.YYYY" if col in date_cols else None))
-        ws.set_column(k, k, max(12, min(45, len(str(col)) + 4)), wb.format(fmt))
+        column_formats.append(wb.format(fmt))
+        ws.set_column(k, k, max(12, min(45, len(str(col)) + 4)), column_formats[-1])
     ws.freeze_panes(1, 0)
     if len(df):
         ws.autofilter(0, 0, len(df), len(columns) - 1)
     ws.write_row(0, 0, [str(c) for c in columns])
+    kinds = None if cell_formats else sheet_rows.column_kinds(df, money_cols, date_cols)
+    if kinds is not None:  # a column at a time (a cell takes its column's format, as XlsxWriter's do)
+        styles = [None if f is None else f._get_xf_index() for f in column_formats]
+        sheet_rows.write_rows(ws, df, kinds, styles, first_row=1)
+        return ws
     special: dict[int, dict[int, Any]] = {}
     for (r, col), fmt in cell_formats.items():
         special.setdefault(r, {})[columns.index(col)] = wb.format(fmt)
