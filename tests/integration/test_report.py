@@ -277,3 +277,5 @@ def test_column_wise_rows_span_blocks_and_leave_mixed_sheets_to_xlsxwriter(tmp_p
     assert sheet_rows.column_kinds(mixed, set(), set()) is None
     assert sheet_rows.column_kinds(pd.DataFrame({"f": [True, False]}), set(), set()) is None
     assert sheet_rows.column_kinds(pd.DataFrame({"x": [1.0, float("inf")]}), set(), set()) is None
+    assert sheet_rows.column_kinds(pd.DataFrame({"d": pd.to_datetime(["1900-02-28"])}), set(), {"d"}) is None
+    assert sheet_rows.column_kinds(pd.DataFrame({"d": pd.to_datetime(["2026-11-20"], utc=True)}), set(), {"d"}) is None

@@ -47,8 +47,9 @@ def column_kinds(df: pd.DataFrame, money_cols: set[str], date_cols: set[str]) ->
         if col in money_cols:
             kinds.append("money")
         elif col in date_cols:
-            if (s.dropna().to_numpy(dtype="datetime64[D]") < _FIRST_PLAIN_DAY).any():
-                return None
+            if isinstance(s.dtype, pd.DatetimeTZDtype) or (
+                    s.dropna().to_numpy(dtype="datetime64[D]") < _FIRST_PLAIN_DAY).any():
+                return None  # a moment's local day, or the 1900 system's first two months
             kinds.append("date")
         elif pd.api.types.is_bool_dtype(s.dtype):
             return None
