@@ -11,7 +11,7 @@ XlsxWriter's own escaping, value by value. XlsxWriter still makes the workbook: 
 widths, panes, filters, the header and every sheet with a column of mixed values.
 
 This reaches into XlsxWriter's streamed worksheet (its row file, pending row and dimensions):
-the version is pinned, and tests/unit/test_report_rows.py compares the cells with those
+the version is pinned, and tests/integration/test_report.py compares the cells with those
 XlsxWriter writes itself.
 """
 
@@ -74,7 +74,9 @@ def write_rows(ws: Any, df: pd.DataFrame, kinds: Sequence[str], styles: Sequence
     last = first_row + len(df) - 1
     ws._check_dimensions(last, len(df.columns) - 1)  # the sheet's extent, before its rows go out
     ws._write_single_row(last + 1)  # XlsxWriter's pending row (the header) first
-    letters = [_column_letters(k) for k in range(len(df.columns))]
+    from xlsxwriter.utility import xl_col_to_name
+
+    letters = [xl_col_to_name(k) for k in range(len(df.columns))]
     for start in range(0, len(df), BLOCK_ROWS):
         block = df.iloc[start:start + BLOCK_ROWS]
         ws.fh.write(rows_xml(block, kinds, styles, letters, first_row + start))
@@ -171,14 +173,3 @@ def _joined(rows) -> str:
         return ""
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
     return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]].tobytes().decode("utf-8")
-
-
-def _column_letters(col: int) -> str:
-    """A 0-based column number as Excel's letters (0 -> A, 26 -> AA)."""
-    letters = ""
-    col += 1
-    while col:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
