@@ -134,16 +134,18 @@ def test_workbook_text_stays_text_and_money_keeps_its_format(tmp_path):
 
     path = tmp_path / "t.xlsx"
     wb = _Workbook(path)
-    df = pd.DataFrame({"partner_name": ["=HYPERLINK(\"http://evil\")", "http://example.ru", None],
-                       "outstanding": pd.array([1250, None, 300], dtype="Int64")})  # kopecks
+    df = pd.DataFrame({"partner_name": ["=HYPERLINK(\"http://evil\")", "http://example.ru", None, "{=1+1}"],
+                       "outstanding": pd.array([1250, None, 300, 1], dtype="Int64")})  # kopecks
     _sheet(wb, "Лист", df, {"outstanding"})
     wb.book.close()
     ws = load_workbook(path)["Лист"]
-    assert [c.value for c in ws["A"]] == ["partner_name", "=HYPERLINK(\"http://evil\")", "http://example.ru", None]
-    assert ws["A2"].data_type == "s" and ws["A3"].hyperlink is None
-    assert [c.value for c in ws["B"]][1:] == [12.5, None, 3.0]
+    assert [c.value for c in ws["A"]] == ["partner_name", "=HYPERLINK(\"http://evil\")", "http://example.ru", None,
+                                          "{=1+1}"]
+    # (XlsxWriter's write() makes "{=...}" an array formula whatever its options; the column-wise rows do not)
+    assert ws["A2"].data_type == "s" and ws["A5"].data_type == "s" and ws["A3"].hyperlink is None
+    assert [c.value for c in ws["B"]][1:] == [12.5, None, 3.0, 0.01]
     assert ws["B2"].number_format == MONEY_FORMAT and ws["B4"].number_format == MONEY_FORMAT
-    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:B4"
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:B5"
 
 
 def test_a_table_longer_than_a_sheet_continues_on_further_sheets(tmp_path):
