@@ -149,11 +149,11 @@ def charts(data: ReportData, labels: list[str]) -> dict[str, str]:
 
 def _cells(s: pd.Series, money: bool, date: bool) -> list[Any]:
     """One column as the Python values the workbook writes, a column at a time (a per-cell loop
-    over a snapshot's rows took seconds): missing -> None, kopecks -> rubles as a double
-    (exact to the kopeck: the nearest double to kop/100 either way), dates -> dates."""
+    over a snapshot's rows took seconds): missing -> None, kopecks -> rubles
+    (`sheet_rows.rubles`), dates -> dates."""
     missing = s.isna().to_numpy(dtype=bool)
     if money:
-        values = (np.trunc(s.to_numpy(dtype="float64", na_value=np.nan)) / 100.0).tolist()
+        values = sheet_rows.rubles(s).tolist()
     elif date:
         values = pd.to_datetime(s).dt.date.tolist()
     else:

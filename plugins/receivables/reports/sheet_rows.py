@@ -37,6 +37,12 @@ _EPOCH_SERIAL = 25_569
 _FIRST_PLAIN_DAY = np.datetime64("1900-03-01", "D")
 
 
+def rubles(kopecks: pd.Series) -> np.ndarray:
+    """A money column (integer kopecks) as the workbook's rubles: doubles, exact to the kopeck
+    (the nearest double to kop/100 either way); missing as NaN."""
+    return np.trunc(kopecks.to_numpy(dtype="float64", na_value=np.nan)) / 100.0
+
+
 def column_kinds(df: pd.DataFrame, money_cols: set[str], date_cols: set[str]) -> list[str] | None:
     """Each column's kind ("money", "date", "number", "text") as the report writes it, or None
     when a column is none of them (values of several types, booleans, timestamps, infinities):
@@ -114,15 +120,15 @@ def _values(s: pd.Series, kind: str):
 
     from receivables.domain.frames import arrow_str
 
-    missing = s.isna().to_numpy(dtype=bool)
-    if kind == "text":
+    if kind == "text":  # missing text is empty text, which is no cell
         text = pc.fill_null(arrow_str(s.reset_index(drop=True)), "")
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
         text = text.cast(pa.string())  # (a block's text is far below 2 GB)
-        return text, pa.array(~missing & (pc.utf8_length(text).to_numpy(zero_copy_only=False) > 0))
-    if kind == "money":  # kopecks -> rubles, as the cell-by-cell writer has them
-        values = np.trunc(s.to_numpy(dtype="float64", na_value=np.nan)) / 100.0
+        return text, pc.greater(pc.utf8_length(text), 0)
+    missing = s.isna().to_numpy(dtype=bool)
+    if kind == "money":
+        values = rubles(s)
     elif kind == "date":
         days = s.to_numpy(dtype="datetime64[D]")
         values = np.where(missing, 0, days.astype("int64") + _EPOCH_SERIAL)
