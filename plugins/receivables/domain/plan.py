@@ -286,13 +286,16 @@ def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarr
     table = np.full((len(names) + 1, width), -1, dtype="int64")  # last row: no pool
     for k, ix in enumerate(by_pool):
         table[k, :len(ix)] = ix
+    # positions in 32 bits where they fit (twice the documents: the assignee's doubled rows):
+    # three candidate-sized arrays and everything taken through them, half the memory
+    at = np.int32 if 2 * len(doc_order) < np.iinfo(np.int32).max else np.int64
     pool = positions(doc_pool, names)[doc_order]
     pool = np.where(pool < 0, len(names), pool)
     counts = np.maximum((table >= 0).sum(axis=1), 1)[pool]
-    di = np.repeat(doc_order, counts)
-    within = np.arange(len(di)) - np.repeat(np.cumsum(counts) - counts, counts)
-    si = table[np.repeat(pool, counts), within]
-    return di, si, np.repeat(np.arange(len(doc_order)), counts)
+    di = np.repeat(doc_order.astype(at, copy=False), counts)
+    within = np.arange(len(di), dtype=at) - np.repeat((np.cumsum(counts) - counts).astype(at), counts)
+    si = table.astype(at)[np.repeat(pool, counts), within]
+    return di, si, np.repeat(np.arange(len(doc_order), dtype=at), counts)
 
 
 def _take(values: pd.Series, indices: np.ndarray, order: np.ndarray | None = None):
@@ -580,8 +583,11 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
         offset = _per_step(steps["offset"].fillna(0).astype("int64").to_numpy(), 0)[si]
         business_unit = _per_step(steps["unit"].eq("business_days").to_numpy(dtype=bool), False)[si]
-        anchor = np.where(anchor_is_date, doc_col("document_date").astype("datetime64[s]", copy=False),
-                          doc_col("due_date").astype("datetime64[s]", copy=False))
+        # the due date's anchor, then the document date's where a step counts from it: one
+        # candidate-sized array (a `where` of two took two more)
+        anchor = doc_col("due_date").astype("datetime64[s]", copy=False)
+        by_date = np.flatnonzero(anchor_is_date)
+        anchor[by_date] = docs["document_date"].to_numpy()[di[by_date]]
         due_day = anchor + offset.astype("timedelta64[D]")
         business = np.flatnonzero(business_unit)  # the calendar only for steps counted in working days
         due_day[business] = cal.add_working_days_each(
@@ -589,7 +595,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         due_day[no_step] = np.datetime64("NaT")
         # (candidate-sized temporaries go as soon as they are used: at a million documents each
         # is ~37 MB, and the output's columns are being built beside them)
-        del anchor_is_date, offset, business_unit, business
+        del anchor_is_date, offset, business_unit, business, by_date
 
         # reasons as codes into REASONS (-1: none yet): a first-wins update is an integer store
         # where a mask over Arrow strings would rebuild the column every time
@@ -670,6 +676,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         target_at = assignee_mgr.copy()  # built in place: three passes, one new array
         np.add(target_at, len(recipients), out=target_at, where=assignee_mgr >= 0)
         np.copyto(target_at, address, where=is_email)
+        del use_main, assignee_mgr, is_case, by_partner
         # the sender of each organization, read per candidate through the organization's code
         org_code, orgs = pd.factorize(docs["organization_name"], use_na_sentinel=False)
         default, by_org = policy.senders.default, policy.senders.by_organization
@@ -682,6 +689,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                              ("manager_phone", "phone")):
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
         taking["target"] = pool.submit(_take_category, target_from, target_at)
+        del assignee_at, contact_mgr  # the jobs hold them while they need them
         out = {}
         out["anchor_date"] = anchor
         out["due_day"] = due_day
@@ -689,6 +697,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         sender_code, sender_names = pd.factorize(senders, sort=True)
         out["sender"] = _categorical(per_candidate(narrow_codes(sender_code, len(sender_names))[org_code]), sender_names)
         give(is_email & (address < 0), "no_email", step_only=True)
+        del address
         maybe = np.flatnonzero(refused_pair)
         if len(maybe):  # the candidates whose (document, step) was refused: was it to their target?
             failed = np.zeros(len(di), dtype=bool)
