@@ -30,7 +30,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 FULL = {
-    "compute": {"sizes": (10_000, 100_000, 1_000_000), "repeats": 3, "small_repeats": 5},
+    "compute": {"sizes": (10_000, 100_000, 1_000_000), "repeats": 5},
     "extract": {"scale": 1.0, "repeats": 3},
     "e2e": {"scale": 1.0, "repeats": 3},
     "parse": {"repeats": 5},
@@ -612,27 +612,30 @@ def _details(doc: dict[str, Any]) -> list[str]:
 
 
 def _compute_tables(co: dict[str, Any]) -> list[str]:
-    """Per size: the stages' best seconds and memory; per referenced size: the speed-up."""
+    """Per size: the stages' median seconds, the best run's, and memory; per referenced size:
+    the speed-up."""
     out = ["| open documents | raw rows | normalise s | aging s | of which the least key lookups s | plan s | "
-           "total s | CPU s: user / system | peak RSS MB | compute adds MB | each stage adds MB "
+           "total s | best run s | CPU s: user / system | peak RSS MB | compute adds MB | each stage adds MB "
            "(normalise / aging / plan) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in co.get("sizes", []):
         if "seconds" not in r:
-            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | | |")
+            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | | | |")
             continue
-        sec = r["seconds"]
+        sec = r.get("seconds_median") or r["seconds"]  # (results of before medians: the best run)
         cpu = (r.get("cpu_seconds") or {}).values()
         cpu_text = (f"{sum(c['user'] for c in cpu):.1f} / {sum(c['system'] for c in cpu):.1f}" if cpu else "")
         out.append(f"| {_fmt(r['open_documents'])} | {_fmt(r['raw_rows'])} | {sec['normalise']} | "
                    f"{sec['aging']} | {r.get('aging_join_floor_seconds', '')} | {sec['plan']} | "
-                   f"**{sec['total']}** | {cpu_text} | {_fmt(r['peak_rss_mb'])} | "
+                   f"**{sec['total']}** | {r['seconds']['total']} | {cpu_text} | {_fmt(r['peak_rss_mb'])} | "
                    f"{_fmt(r['compute_rss_mb'])} | "
                    + " / ".join(_fmt(v) for v in (r.get("stage_added_rss_mb") or {}).values()) + " |")
     fresh = co.get("fresh_memory")
     if fresh:
         b, a = fresh["before"], fresh["after"]
-        out += ["", f"*CPU s*: the best run's CPU time of the three stages, both threads; *system* is the kernel's, "
+        out += ["", "*normalise, aging, plan, total*: the median of the size's runs (the first run of a process, "
+                "touching its memory for the first time, is the slowest); *best run*: the fastest run's total. "
+                f"*CPU s*: the best run's CPU time of the three stages, both threads; *system* is the kernel's, "
                 "mostly providing fresh memory. *Fresh memory on this machine*: a new process filling "
                 f"{b['gib']} GiB three times took {b['seconds_per_gib']} s per GiB before the sizes ran and "
                 f"{a['seconds_per_gib']} after (of which system {b['system_seconds_per_gib']} and "
@@ -647,9 +650,9 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
     refs = co.get("reference") or []
     if refs:
         out += ["", "Row-by-row reference (`benchmarks/reference.py`) against the vectorised aging + plan on "
-                "the same frames, the best run of each (the reference runs twice, the vectorised code up to "
+                "the same frames, the median of each one's runs (the reference runs twice, the vectorised code "
                 "5 times; identical results checked each time). The last column counts the vectorised "
-                "normalise too (the best run's total), which the reference does not do at all: the numbering "
+                "normalise too (the median total), which the reference does not do at all: the numbering "
                 "of keys that aging's speed rests on is in it.", "",
                 "| open documents | reference s | vectorised s | speed-up | identical | speed-up counting normalise |",
                 "|---|---|---|---|---|---|"]

@@ -86,3 +86,26 @@ def test_tasks_at_scale_run_every_task_in_its_own_process(tmp_path):
     by = {s["step"]: s for s in steps}
     assert by["validate"]["success"] and by["aging"]["open_documents"] > 0 and by["report"]["xlsx_mb"] > 0
     assert sum(by["plan"]["to_act"].values()) > 0 and sum(by["plan"]["decisions"].values()) > 0
+
+
+def test_compute_judges_the_median_of_its_runs_and_matches_the_reference():
+    """benchmarks.bench_compute (issue 8, item 1): a size runs in its own process; its value is
+    the median of its runs (the issue's definition), reported beside the best, and the same
+    medians feed the targets and the reference's speed-up; the reference gives the same plan."""
+    import statistics
+
+    bench_compute = pytest.importorskip("benchmarks.bench_compute")
+    out = bench_compute.run(sizes=(2000,), repeats=3)
+    (size,) = out["sizes"]
+    totals = size["seconds_all_totals"]
+    assert len(totals) == 3 and size["open_documents"] > 0 and size["plan_rows"] >= size["open_documents"]
+    assert size["seconds_median"]["total"] == pytest.approx(statistics.median(totals), abs=1e-3)
+    assert size["seconds"]["total"] == pytest.approx(min(totals), abs=1e-3)
+    ref = size["reference"]
+    assert ref["identical_aging"] and ref["identical_plan"], ref["differences"]
+    assert ref["seconds"] == pytest.approx(statistics.median(ref["seconds_all_runs"]), abs=1e-3)
+    assert ref["speedup"] == pytest.approx(ref["seconds"] / ref["vectorised_seconds"], rel=0.01, abs=0.06)  # (rounded)
+    targets = out["targets"]
+    assert targets["largest_completed_size"] == 2000 and targets["failed_sizes"] == []
+    assert targets["seconds_le_5"] == (size["seconds_median"]["total"] <= 5)
+    assert all(isinstance(v, bool) for k, v in targets.items() if k not in ("largest_completed_size", "failed_sizes"))
