@@ -286,12 +286,13 @@ def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarr
     table = np.full((len(names) + 1, width), -1, dtype="int64")  # last row: no pool
     for k, ix in enumerate(by_pool):
         table[k, :len(ix)] = ix
-    # positions in 32 bits where they fit (twice the documents: the assignee's doubled rows):
-    # three candidate-sized arrays and everything taken through them, half the memory
-    at = np.int32 if 2 * len(doc_order) < np.iinfo(np.int32).max else np.int64
     pool = positions(doc_pool, names)[doc_order]
     pool = np.where(pool < 0, len(names), pool)
     counts = np.maximum((table >= 0).sum(axis=1), 1)[pool]
+    # positions in 32 bits where they fit (the candidates, and twice the documents: the assignee's
+    # doubled rows): three candidate-sized arrays and everything taken through them, half the memory
+    fits = max(int(counts.sum()), 2 * len(doc_order)) < np.iinfo(np.int32).max
+    at = np.int32 if fits else np.int64
     di = np.repeat(doc_order.astype(at, copy=False), counts)
     within = np.arange(len(di), dtype=at) - np.repeat((np.cumsum(counts) - counts).astype(at), counts)
     si = table.astype(at)[np.repeat(pool, counts), within]
