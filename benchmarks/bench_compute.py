@@ -497,13 +497,14 @@ def _child(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     return result
 
 
-def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 3,
+def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 5,
         small_repeats: int | None = None) -> dict[str, Any]:
     """Measure every size in its own process; the reference runs up to REFERENCE_MAX.
 
-    Sizes up to one company (COMPANY_OPEN) run `small_repeats` times when given: a run
-    takes seconds there, and the best of more runs is steadier on a shared machine (the
-    first run of a process also pays one-time costs: imports, the production calendar).
+    Sizes up to one company (COMPANY_OPEN) run `small_repeats` times when given (a run takes
+    seconds there); every size's value is the median of its runs, and the first run of a
+    process pays one-time costs (imports, the production calendar, fresh memory), so an odd
+    number of at least three keeps it out of the median.
     """
     sizes = tuple(sorted(sizes))
     runs = {n: small_repeats if small_repeats and n <= COMPANY_OPEN else repeats for n in sizes}
