@@ -129,6 +129,9 @@ def test_dry_run_records_planned_rows_and_sends_nothing(dag, world):
     log = warehouse(world).read_log()
     log = log.loc[log["outcome"].isin(["planned", "skip", "superseded", "hold"])]
     assert len(decided) and rows(log, log["outcome"]) == rows(decided, outcome)
+    # ... written in the order of the log's (document_ref, step_id) index (read_log: by id)
+    keys = list(zip(log["document_ref"].astype(str), log["step_id"].astype(str), strict=True))
+    assert keys == sorted(keys)
     # a live run afterwards still sends the planned ones
     assert run(dag, as_of=AS_OF.isoformat(), mode="live").state == "success"
     assert len(world.mail.messages) > 0
