@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,9 +198,15 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         explanation = explain(p, order_number, orders["orders"], run.as_of)
         (run.folder / "explanation.txt").write_text("\n".join(explanation) + "\n", encoding="utf-8")
         p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
-    p.to_parquet(run.folder / "plan.parquet", index=False)
-    if not order_number:
-        warehouse.replace_plan(run.as_of, run.run_id, p)
+    # plan.parquet (the action tasks' input) is written while the warehouse takes the date's plan:
+    # both wait on other code (Arrow's encoder, PostgreSQL) with the GIL released (at a million open
+    # documents ~5 s hidden). It is done before anything is logged, so a failed write never leaves
+    # logged rows that the task's retry would log again.
+    with ThreadPoolExecutor(1, thread_name_prefix="plan-parquet") as pool:
+        parquet = pool.submit(p.to_parquet, run.folder / "plan.parquet", index=False)
+        if not order_number:
+            warehouse.replace_plan(run.as_of, run.run_id, p)
+        parquet.result()
     # the plan keeps few-valued columns as categories (plan.CATEGORY_COLUMNS); the rows that
     # leave it for the log and the register take only the columns those keep (a million open
     # documents log ~1.4M rows: every column of them as text held ~2 GB), the log's as they are
