@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -205,6 +206,16 @@ def copy_rows(conn: Any, table: str, columns: dict[str, pa.Array]) -> None:
                         copy_block(list(columns.values())), size=1 << 20)
     finally:
         cur.close()
+
+
+def copy_batches(conn: Any, table: str, batches: Iterable[dict[str, pa.Array]]) -> None:
+    """`copy_rows` of each batch in turn, the next batch's columns built in a worker thread while
+    PostgreSQL takes the current one: building COPY text (Arrow, pandas) and the server's work
+    (parsing, indexes; the driver waits with the GIL released) overlap instead of taking turns."""
+    from receivables.prefetch import read_ahead
+
+    for columns in read_ahead(iter(batches), name="copy-text"):
+        copy_rows(conn, table, columns)
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -359,11 +359,12 @@ class Warehouse:
         def work(conn: Connection) -> int:
             t = aging_snapshot
             conn.execute(delete(t).where(and_(t.c.infobase == infobase, t.c.as_of_date == day)))
-            for start in range(0, len(frame), CHUNK_ROWS):
-                part = frame.iloc[start:start + CHUNK_ROWS]
-                if self.is_postgres:
-                    self._copy_snapshot(conn, cols, part, day, infobase)
-                else:
+            parts = (frame.iloc[start:start + CHUNK_ROWS] for start in range(0, len(frame), CHUNK_ROWS))
+            if self.is_postgres:
+                convert.copy_batches(conn, t.name, (self._snapshot_columns(cols, part, day, infobase)
+                                                    for part in parts))
+            else:
+                for part in parts:
                     self._executemany_snapshot(conn, cols, part, day, infobase)
             return len(frame)
 
@@ -421,13 +422,13 @@ class Warehouse:
         finally:
             cur.close()
 
-    def _copy_snapshot(self, conn: Connection, cols: list[str], part: pd.DataFrame, day: dt.date,
-                       infobase: str) -> None:
-        """PostgreSQL: COPY FROM STDIN of text built column-wise with pyarrow (exact money text)."""
+    def _snapshot_columns(self, cols: list[str], part: pd.DataFrame, day: dt.date,
+                          infobase: str) -> dict[str, Any]:
+        """PostgreSQL: a batch of snapshot rows as COPY text, built column-wise with pyarrow
+        (exact money text)."""
         constants = {"infobase": infobase, "as_of_date": day.isoformat()}
-        convert.copy_rows(conn, aging_snapshot.name, {
-            name: convert.copy_constant(constants[name], len(part)) if name in constants
-            else self._copy_column(aging_snapshot, name, part[name]) for name in cols})
+        return {name: convert.copy_constant(constants[name], len(part)) if name in constants
+                else self._copy_column(aging_snapshot, name, part[name]) for name in cols}
 
     def _copy_column(self, table: Any, name: str, series: pd.Series) -> Any:
         """One column of `table` as COPY text (`convert.copy_*`), by the column's kind."""
@@ -613,12 +614,14 @@ class Warehouse:
         n = len(rows)
         cols = [c for c in t.columns.keys() if c in rows.columns and c not in ("as_of_date", "run_id")]
 
+        def columns(part: pd.DataFrame) -> dict[str, Any]:
+            return {"as_of_date": convert.copy_constant(day.isoformat(), len(part)),
+                    "run_id": convert.copy_constant(run_id, len(part)),
+                    **{c: self._copy_column(t, c, part[c]) for c in cols}}
+
         def copy(conn: Connection) -> None:
-            for start in range(0, n, CHUNK_ROWS):
-                part = rows.iloc[start:start + CHUNK_ROWS]
-                convert.copy_rows(conn, t.name, {"as_of_date": convert.copy_constant(day.isoformat(), len(part)),
-                                     "run_id": convert.copy_constant(run_id, len(part)),
-                                     **{c: self._copy_column(t, c, part[c]) for c in cols}})
+            convert.copy_batches(conn, t.name, (columns(rows.iloc[start:start + CHUNK_ROWS])
+                                                for start in range(0, n, CHUNK_ROWS)))
 
         def insert_rows(conn: Connection) -> None:
             data: dict[str, list[Any]] = {"as_of_date": [day] * n, "run_id": [run_id] * n}
@@ -731,18 +734,21 @@ class Warehouse:
         cols = [c for c in t.columns.keys() if c != "id" and (c in frame.columns or c == "logged_at")]
         now = _now()  # one moment for the rows that give none, as `_log_payload` has
         now_text = convert.copy_moment_column(pd.Series([now])).to_pylist()[0]
+
+        def columns(part: pd.DataFrame) -> dict[str, Any]:
+            out = {}
+            for c in cols:
+                if c == "logged_at" and (c not in part.columns or part[c].isna().all()):
+                    out[c] = convert.copy_constant(now_text, len(part))  # the usual case: all now
+                elif c == "logged_at":  # the missing ones: now
+                    out[c] = convert.copy_moment_column(part[c].astype(object).fillna(now))
+                else:
+                    out[c] = self._copy_column(t, c, part[c])
+            return out
+
         with self.engine.begin() as conn:
-            for start in range(0, len(frame), CHUNK_ROWS):
-                part = frame.iloc[start:start + CHUNK_ROWS]
-                columns = {}
-                for c in cols:
-                    if c == "logged_at" and (c not in part.columns or part[c].isna().all()):
-                        columns[c] = convert.copy_constant(now_text, len(part))  # the usual case: all now
-                    elif c == "logged_at":  # the missing ones: now
-                        columns[c] = convert.copy_moment_column(part[c].astype(object).fillna(now))
-                    else:
-                        columns[c] = self._copy_column(t, c, part[c])
-                convert.copy_rows(conn, t.name, columns)
+            convert.copy_batches(conn, t.name, (columns(frame.iloc[start:start + CHUNK_ROWS])
+                                                for start in range(0, len(frame), CHUNK_ROWS)))
         return len(frame)
 
     @staticmethod
