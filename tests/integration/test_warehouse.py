@@ -263,6 +263,20 @@ def test_replace_snapshot_refuses_bad_frames_and_keeps_the_old_rows(wh):
     assert len(wh.read_snapshot(AS_OF)) == 2
 
 
+def test_a_bad_value_in_a_later_batch_keeps_the_old_snapshot_whole(wh, monkeypatch):
+    """The batches after the first are built in a worker thread while the one before is copied
+    (PostgreSQL): a value refused there reaches the caller, and the batches already copied go
+    with the transaction — the date's previous snapshot stays as it was."""
+    monkeypatch.setattr(warehouse_module, "CHUNK_ROWS", 3)
+    wh.replace_snapshot(AS_OF, aging_frame(4, prefix="old"))
+    bad = aging_frame(10).astype({"paid": "float64"})
+    bad.loc[8, "paid"] = 1.5  # the third batch of four (rows in document_ref order)
+    with pytest.raises(ValueError, match="whole kopecks"):
+        wh.replace_snapshot(AS_OF, bad)
+    back = wh.read_snapshot(AS_OF)
+    assert back["document_ref"].str.startswith("old").all() and len(back) == 4
+
+
 def test_replace_snapshot_in_several_batches(wh, monkeypatch):
     monkeypatch.setattr(warehouse_module, "CHUNK_ROWS", 7)
     frame = aging_frame(50).sample(frac=1, random_state=1)  # unordered input
