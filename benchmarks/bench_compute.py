@@ -497,17 +497,15 @@ def _child(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     return result
 
 
-def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 5,
-        small_repeats: int | None = None) -> dict[str, Any]:
+def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: int = 5) -> dict[str, Any]:
     """Measure every size in its own process; the reference runs up to REFERENCE_MAX.
 
-    Sizes up to one company (COMPANY_OPEN) run `small_repeats` times when given (a run takes
-    seconds there); every size's value is the median of its runs, and the first run of a
-    process pays one-time costs (imports, the production calendar, fresh memory), so an odd
-    number of at least three keeps it out of the median.
+    Every size's value is the median of its `repeats` runs; the first run of a process pays
+    one-time costs (imports, the production calendar, fresh memory), so an odd number of at
+    least three keeps it out of the median.
     """
     sizes = tuple(sorted(sizes))
-    runs = {n: small_repeats if small_repeats and n <= COMPANY_OPEN else repeats for n in sizes}
+    runs = {n: repeats for n in sizes}
     memory_before = fresh_memory()
     results = [_child(n, runs[n], with_reference=n <= REFERENCE_MAX) for n in sizes]
     out: dict[str, Any] = {
