@@ -313,6 +313,7 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         gc.collect()
     raw, build_seconds = load_frames(size)
     register = make_register(raw)
+    by_kind = {"input": memory_by_kind(raw)}
     gc.collect()
     release_memory()  # freed heap back to the kernel, so that RSS after dropping the dicts is honest
     input_kb = _status("VmRSS")
@@ -344,6 +345,8 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     for _ in range(repeats):
         frames, s_norm = stage("normalise", lambda: as_of_view(normalise(raw), AS_OF, extracted_on=END))
         _progress(stage="normalise", seconds=s_norm, rss_mb=_status("VmRSS") // 1024)
+        if "frames" not in by_kind:  # (untimed: between the stages)
+            by_kind["frames"] = memory_by_kind(frames)
         aging, s_aging = stage("aging", compute_aging, frames, AS_OF, bucket_bounds=policy.aging_buckets)
         _progress(stage="aging", seconds=s_aging, open_documents=len(aging), rss_mb=_status("VmRSS") // 1024)
         join_seconds = join_floor(frames)
@@ -394,6 +397,8 @@ def measure(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         "peak_rss_mb": round(peak_kb / 1024) if peak_reset else None,
         "compute_rss_mb": round((peak_kb - input_kb) / 1024) if peak_reset else None,
         "stage_added_rss_mb": {k: round(v / 1024) for k, v in stage_added_kb.items()} if peak_reset else None,
+        # where the input's and the frames' bytes are (`memory_by_kind`): what a 2 GB peak is up against
+        "memory_by_kind_mb": by_kind,
     }
     if with_reference:  # on the whole as-of view again (the big frames went before the plan)
         vec = statistics.median(r["aging"] + r["plan"] for r in runs)
@@ -447,6 +452,47 @@ def join_floor(frames: dict[str, Any]) -> float:
     pc.index_in(stages, value_set=documents)
     pc.index_in(named, value_set=catalog)
     return time.perf_counter() - t0
+
+
+#: bytes of a reference held as a 128-bit number (the alternative `memory_by_kind` prices)
+REFERENCE_BYTES = 16
+#: the length of canonical GUID text ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+GUID_LENGTH = 36
+
+
+def memory_by_kind(frames: dict[str, Any]) -> dict[str, Any]:
+    """The frames' columns' own bytes (MB) by kind, and how many references they hold.
+
+    *reference_text*: text columns whose every value is 36 bytes (GUIDs: 1C's references), Arrow's
+    data and offsets; *other_text*: the other text columns; *categorical*: codes and categories;
+    *numbers*: numbers, dates and flags (Python objects count as other text). `reference_values` counts the references' values and
+    `reference_as_numbers_mb` is what they would take as 16-byte numbers. Buffers two columns share
+    (the frames keep the input's reference text) are counted in each, so the frames' total is not
+    memory added on top of the input."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = dict.fromkeys(("reference_text", "other_text", "categorical", "numbers"), 0)
+    references = 0
+    for df in frames.values():
+        for col in df.columns:
+            s = df[col]
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                kinds["categorical"] += s.cat.codes.nbytes + pa.array(s.cat.categories.to_series()).nbytes
+            elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+                arr = pa.chunked_array(s.array._pa_array)  # noqa: SLF001 (no public accessor)
+                lengths = pc.min_max(pc.binary_length(arr))
+                guids = arr.null_count < len(arr) and lengths["min"].as_py() == lengths["max"].as_py() == GUID_LENGTH
+                kinds["reference_text" if guids else "other_text"] += arr.nbytes
+                references += (len(arr) - arr.null_count) if guids else 0
+            elif s.dtype == object:  # (Python objects: their own size too)
+                kinds["other_text"] += int(s.memory_usage(deep=True, index=False))
+            else:
+                kinds["numbers"] += s.array.nbytes
+    mb = {k: round(v / 2**20) for k, v in kinds.items()}
+    return {**mb, "total": round(sum(kinds.values()) / 2**20), "reference_values": references,
+            "reference_as_numbers_mb": round(references * REFERENCE_BYTES / 2**20)}
 
 
 _FILL = """

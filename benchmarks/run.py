@@ -527,6 +527,15 @@ HISTORY = [
     "order of the log's (document_ref, step_id) index (its COPY 20 -> 13-15 s) and plan.parquet is written "
     "while the plan table takes the same rows (16-20 -> 11-14 s for the two): plan task at 1M 41-46 -> 34 s "
     "on a fresh warehouse, 52-61 -> 45-49 s on reruns with a long log.",
+    "- **Where the memory is, measured in every run** (2026-12-07, the AMD EPYC VM): the compute "
+    "benchmark counts its input's and its frames' bytes by kind (`bench_compute.memory_by_kind`; the "
+    "paragraph under the compute table). At 1M the input is 1.35 GB of columns, 0.87 GB of it the text of "
+    "20.7M references (0.32 GB as 16-byte numbers), in a process at 1.87 GB before any compute. Measured "
+    "and kept as they are: Arrow's allocator (peak / runs after the first: mimalloc 3 558 MB / 4.2-4.3 s, "
+    "jemalloc 3 437 / 5.0, the system's 3 409 / 5.6-6.2); normalise on one thread (the extract's "
+    "`consume=True` path: peak -100 MB, 1.5-2 s slower). As the extract task runs it, the input handed "
+    "over, one process would peak at 2.5-2.7 GB in normalise, 2.5-2.6 in aging and 2.1 in the plan: "
+    "no stage fits 2 GB on its own.",
     "",
 ]
 
@@ -656,6 +665,7 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
                 f"{a['system_seconds_per_gib']}): on this VM memory freed goes back to the host, and the first "
                 "touch of a page costs about as much as computing on it, so every GB a stage allocates costs "
                 "it about a second."]
+    out += _memory_lines(co)
     out += ["", "*The least key lookups*: one Arrow hash lookup of every stage's order and of every open "
             "order's and payment's settlement object, timed alone on the same frames: what aging's joins cost "
             "on GUID text. Aging now joins on integer keys instead, numbered in normalise by one hashing of "
@@ -675,6 +685,34 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
             out.append(f"| {_fmt(ref['open_documents'])} | {ref['seconds']} | {ref['vectorised_seconds']} | "
                        f"**{ref['speedup']}x** | {'yes' if same else 'NO'} | {ref.get('full_compute_speedup', '')}x |")
     return [*out, ""]
+
+
+def _memory_lines(co: dict[str, Any]) -> list[str]:
+    """Where the largest size's bytes are (`bench_compute.memory_by_kind`), against the 2 GB target."""
+    sized = [r for r in co.get("sizes", []) if r.get("memory_by_kind_mb")]
+    if not sized:
+        return []
+    r = sized[-1]
+    inp, fr = r["memory_by_kind_mb"]["input"], r["memory_by_kind_mb"].get("frames")
+    text = (f"*Where the memory is* at {_fmt(r['open_documents'])} open documents, the columns' own bytes: the input "
+            f"holds {_fmt(inp['total'])} MB, of which {_fmt(inp['reference_text'])} MB is the text of "
+            f"{_fmt(inp['reference_values'])} references (1C's GUIDs, 36 bytes and an 8-byte offset each; as "
+            f"16-byte numbers {_fmt(inp['reference_as_numbers_mb'])} MB), {_fmt(inp['other_text'])} MB other text, "
+            f"{_fmt(inp['categorical'])} MB categorical columns (fields that repeat: a small code a row) and "
+            f"{_fmt(inp['numbers'])} MB numbers and dates; the process holding it (the interpreter, the libraries, "
+            f"the allocators' spare pages, the register) is at {_fmt(r['input_rss_mb'])} MB before any compute.")
+    if fr:
+        text += (f" The frames normalise makes hold {_fmt(fr['total'])} MB, {_fmt(fr['reference_text'])} MB of it "
+                 f"reference text ({_fmt(fr['reference_values'])} values, "
+                 f"{_fmt(fr['reference_as_numbers_mb'])} MB as numbers), the input's own buffers but for the "
+                 "payments' (a filter of the receipts' lines copies its rows).")
+    left = 2048 - r["input_rss_mb"]
+    text += (f" Against a 2 GB peak that leaves the compute {_fmt(left)} MB, and it adds {_fmt(r['compute_rss_mb'])} MB "
+             "(the plan alone builds a row per document and step beside the input). References held as 16-byte "
+             "numbers from the client's pages to where rows leave the pipeline would take "
+             f"{_fmt(inp['reference_text'] - inp['reference_as_numbers_mb'])} MB off the input, and the plan's output "
+             "would still have to be built and written in parts: no smaller working set in one stage closes the gap.")
+    return ["", text]
 
 
 def main(argv: list[str] | None = None) -> int:

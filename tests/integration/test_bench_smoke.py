@@ -101,6 +101,8 @@ def test_compute_judges_the_median_of_its_runs_and_matches_the_reference():
     assert len(totals) == 3 and size["open_documents"] > 0 and size["plan_rows"] >= size["open_documents"]
     assert size["seconds_median"]["total"] == pytest.approx(statistics.median(totals), abs=1e-3)
     assert size["seconds"]["total"] == pytest.approx(min(totals), abs=1e-3)
+    by_kind = size["memory_by_kind_mb"]  # where the bytes are: the input's and the frames' references
+    assert by_kind["input"]["reference_values"] >= by_kind["frames"]["reference_values"] > size["open_documents"]
     ref = size["reference"]
     assert ref["identical_aging"] and ref["identical_plan"], ref["differences"]
     assert ref["seconds"] == pytest.approx(statistics.median(ref["seconds_all_runs"]), abs=1e-3)
@@ -109,3 +111,37 @@ def test_compute_judges_the_median_of_its_runs_and_matches_the_reference():
     assert targets["largest_completed_size"] == 2000 and targets["failed_sizes"] == []
     assert targets["seconds_le_5"] == (size["seconds_median"]["total"] <= 5)
     assert all(isinstance(v, bool) for k, v in targets.items() if k not in ("largest_completed_size", "failed_sizes"))
+
+
+def test_memory_by_kind_tells_reference_text_from_other_text_and_prices_it_as_numbers():
+    """bench_compute.memory_by_kind: a column whose every value is a 36-byte GUID is reference
+    text (its values counted, priced at 16 bytes each), one with another length among them is
+    other text, categoricals and numbers apart; MB as Arrow and numpy hold them."""
+    import uuid
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    bench_compute = pytest.importorskip("benchmarks.bench_compute")
+
+    def text(values):  # as the client's raw frames hold text: Arrow's large_string
+        return pd.Series(pa.array(values, pa.large_string()), dtype="str")
+
+    n, missing = 100_000, 1000  # (sizes well clear of a rounding boundary)
+    guids = [str(uuid.UUID(int=i + 1)) for i in range(n - missing)] + [None] * missing
+    odd = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    odd[7] = odd[7][:35]  # one value not a GUID's length: the column is not references
+    frames = {
+        "a": pd.DataFrame({"ref": text(guids),
+                           "segment": pd.Categorical(np.array(["опт", "розница"])[np.arange(n) % 2])}),
+        "b": pd.DataFrame({"odd": text(odd), "amount": np.arange(n, dtype="int64")}),
+    }
+    out = bench_compute.memory_by_kind(frames)
+    assert out["reference_values"] == n - missing
+    # 36 bytes of text a value and an 8-byte offset a row
+    assert out["reference_text"] == round(((n - missing) * 36 + (n + 1) * 8) / 2**20)
+    assert out["reference_as_numbers_mb"] == round((n - missing) * 16 / 2**20)
+    assert out["other_text"] == round((n * 36 - 1 + (n + 1) * 8) / 2**20)
+    assert out["numbers"] == round(n * 8 / 2**20) and out["categorical"] == 0  # a byte a code: 0.125 MB
+    assert out["total"] == round(sum(out[k] for k in ("reference_text", "other_text", "categorical", "numbers")))
