@@ -464,11 +464,11 @@ def memory_by_kind(frames: dict[str, Any]) -> dict[str, Any]:
     """The frames' columns' own bytes (MB) by kind, and how many references they hold.
 
     *reference_text*: text columns whose every value is 36 bytes (GUIDs: 1C's references), Arrow's
-    data and offsets; *other_text*: the other text columns; *categorical*: codes and categories;
-    *numbers*: numbers, dates and flags (Python objects count as other text). `reference_values` counts the references' values and
-    `reference_as_numbers_mb` is what they would take as 16-byte numbers. Buffers two columns share
-    (the frames keep the input's reference text) are counted in each, so the frames' total is not
-    memory added on top of the input."""
+    data and offsets; *other_text*: the other text columns (and Python objects); *categorical*:
+    codes and categories; *numbers*: numbers, dates and flags. `reference_values` counts the
+    references' values, `reference_as_numbers_mb` is what they would take as 16-byte numbers.
+    Buffers two columns share (the frames keep the input's reference text) are counted in each,
+    so the frames' total is not memory added on top of the input."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -533,9 +533,9 @@ HISTORY = [
     "20.7M references (0.32 GB as 16-byte numbers), in a process at 1.87 GB before any compute. Measured "
     "and kept as they are: Arrow's allocator (peak / runs after the first: mimalloc 3 558 MB / 4.2-4.3 s, "
     "jemalloc 3 437 / 5.0, the system's 3 409 / 5.6-6.2); normalise on one thread (the extract's "
-    "`consume=True` path: peak -100 MB, 1.5-2 s slower). As the extract task runs it, the input handed "
-    "over, one process would peak at 2.5-2.7 GB in normalise, 2.5-2.6 in aging and 2.1 in the plan: "
-    "no stage fits 2 GB on its own.",
+    "`consume=True` path: peak -100 MB, 1.5-2 s slower). With the input handed over to normalise as the "
+    "extract task hands it (`consume=True`: nothing else keeps it), one process running the three stages "
+    "peaks at 2.5-2.7 GB in normalise, 2.5-2.6 in aging and 2.1 in the plan: no stage fits 2 GB on its own.",
     "",
 ]
 
