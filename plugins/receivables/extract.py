@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from receivables.domain.aging import AGING_READS, aging_reads
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.onec.client import ODataClient
 from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
@@ -85,6 +86,14 @@ def read_frames(folder: Path, names: Iterable[str] | None = None, *,
             wanted = list(wanted)
         out[path.stem] = _contract_times(pd.read_parquet(path, columns=wanted, filters=filters))
     return out
+
+
+def read_for_aging(folder: Path) -> dict[str, pd.DataFrame]:
+    """The frames and columns aging reads (`aging.aging_reads`): the orders first, then the rest,
+    the stages without their reference text unless some order's reference is missing or repeated."""
+    orders = read_frames(folder, ["orders"], columns=AGING_READS)["orders"]
+    reads = aging_reads(orders)
+    return {"orders": orders, **read_frames(folder, [name for name in reads if name != "orders"], columns=reads)}
 
 
 def read_snapshot(run_folder: Path) -> pd.DataFrame:

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 
 from receivables import settings
-from receivables.domain.aging import AGING_READS, compute_aging
+from receivables.domain.aging import compute_aging
 from receivables.domain.frames import categorical_text, lexsort, sort_key
 from receivables.domain.plan import PLAN_FRAMES, build_plan, explain, plain_text
 from receivables.domain.policy import Policy, load_policy
-from receivables.extract import SNAPSHOT, read_frames, read_snapshot
+from receivables.extract import SNAPSHOT, read_for_aging, read_frames, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True)
     from receivables.validation import validate_aging
 
     # the frames and columns aging reads (the sales below read the orders' among them)
-    frames = read_frames(run.folder / "extract", AGING_READS, columns=AGING_READS)
+    frames = read_for_aging(run.folder / "extract")
     snap = compute_aging(frames, run.as_of, bucket_bounds=pol.aging_buckets)
     report = validate_aging(snap, as_of=run.as_of, buckets=pol.bucket_labels())
     report.save(run.folder / "validation_aging.json")

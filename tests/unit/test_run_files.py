@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from receivables.domain.aging import AGING_READS, compute_aging
+from receivables.domain.aging import AGING_READS, TEXT_JOINS, compute_aging
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.domain.plan import explain
-from receivables.extract import SNAPSHOT, read_frames, read_snapshot, write_frames
+from receivables.extract import SNAPSHOT, read_for_aging, read_frames, read_snapshot, write_frames
 from receivables.onec.emulator.generator import generate_company
 
 END = dt.date(2026, 11, 20)
@@ -90,6 +90,21 @@ def test_aging_from_the_columns_it_reads_is_the_same(tmp_path, frames, repeated)
     whole = compute_aging(read_frames(tmp_path), END)
     assert len(whole) > 10
     assert_frame_equal(compute_aging(some, END), whole)
+    # what the aging task reads: the join-only reference text too only when an order is repeated
+    task = read_for_aging(tmp_path)
+    dropped = {f"{name}.{col}" for name, cols in AGING_READS.items() for col in cols if col not in task[name].columns}
+    assert dropped == (set() if repeated else {f"{name}.{col}" for name, cols in TEXT_JOINS.items() for col in cols})
+    assert_frame_equal(compute_aging(task, END), whole)
+
+
+def test_aging_without_the_text_it_must_join_on_names_it(frames):
+    """An order repeated (the gate's to report) makes aging join on the references' text: frames
+    read without it (`TEXT_JOINS`) get an error naming the columns, not a wrong snapshot."""
+    orders = pd.concat([frames["orders"], frames["orders"].iloc[[3]]], ignore_index=True)
+    keyed_only = {**frames, "orders": orders,
+                  **{name: frames[name].drop(columns=list(cols)) for name, cols in TEXT_JOINS.items()}}
+    with pytest.raises(ValueError, match=r"the frames lack stages\.document_ref: read them by aging_reads"):
+        compute_aging(keyed_only, END)
 
 
 def test_a_missing_column_is_named(tmp_path, frames):
