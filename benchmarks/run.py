@@ -535,7 +535,10 @@ HISTORY = [
     "jemalloc 3 437 / 5.0, the system's 3 409 / 5.6-6.2); normalise on one thread (the extract's "
     "`consume=True` path: peak -100 MB, 1.5-2 s slower). With the input handed over to normalise as the "
     "extract task hands it (`consume=True`: nothing else keeps it), one process running the three stages "
-    "peaks at 2.5-2.7 GB in normalise, 2.5-2.6 in aging and 2.1 in the plan: no stage fits 2 GB on its own.",
+    "peaks at 2.5-2.7 GB in normalise, 2.5-2.6 in aging and 2.1 in the plan: no stage fits 2 GB on its own. "
+    "The aging task reads the references' keys instead of their text where the keys suffice (the payments' "
+    "and settlement objects' always, the stages' unless an order's reference is missing or repeated: "
+    "`aging.aging_reads`): at 1M 2.06-2.10 -> 1.52-1.54 GB, 18-20 -> 14-16 s, the same snapshot.",
     "",
 ]
 
