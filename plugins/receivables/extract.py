@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from receivables.domain.aging import AGING_READS, aging_reads
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.onec.client import ODataClient
 from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
@@ -91,6 +90,9 @@ def read_frames(folder: Path, names: Iterable[str] | None = None, *,
 def read_for_aging(folder: Path) -> dict[str, pd.DataFrame]:
     """The frames and columns aging reads (`aging.aging_reads`): the orders first, then the rest,
     the stages without their reference text unless some order's reference is missing or repeated."""
+    # (imported here: the extract task, which imports this module, needs none of aging)
+    from receivables.domain.aging import AGING_READS, aging_reads
+
     orders = read_frames(folder, ["orders"], columns=AGING_READS)["orders"]
     reads = aging_reads(orders)
     return {"orders": orders, **read_frames(folder, [name for name in reads if name != "orders"], columns=reads)}
