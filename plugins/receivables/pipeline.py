@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,14 @@ import pandas as pd
 
 from receivables import settings
 from receivables.domain.aging import compute_aging
-from receivables.domain.frames import categorical_text, lexsort, sort_key
-from receivables.domain.plan import PLAN_FRAMES, build_plan, explain, plain_text
+from receivables.domain.frames import (
+    categorical_text,
+    concat_frames,
+    lexsort,
+    sort_key,
+    used_categories,
+)
+from receivables.domain.plan import PART_DOCUMENTS, PLAN_FRAMES, explain, plain_text, plan_parts
 from receivables.domain.policy import Policy, load_policy
 from receivables.extract import SNAPSHOT, read_for_aging, read_frames, read_snapshot
 
@@ -181,38 +187,43 @@ def aging(run: Run, pol: Policy, warehouse: Any, *, write_snapshot: bool = True)
 # -- plan -----------------------------------------------------------------------------
 
 def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = None,
-         today: dt.date | None = None, order_number: str | None = None) -> dict[str, Any]:
+         today: dt.date | None = None, order_number: str | None = None,
+         part_documents: int = PART_DOCUMENTS) -> dict[str, Any]:
     """Build and store the plan; log decisions; register skips (and plans in dry_run).
 
-    With `order_number`, only that order is acted on and the result explains its rows.
+    The plan is built in parts of about `part_documents` documents (`plan_parts`), each written
+    to plan.parquet as it comes, so the task holds a part's candidates at a time (a million open
+    documents plan 4.6M rows); the warehouse's plan table then takes them back from the file.
+    With `order_number`, only that order is planned and acted on, and the result explains its rows.
     """
     frames = read_frames(run.folder / "extract", PLAN_FRAMES)
     snap = read_snapshot(run.folder)
+    if order_number:  # every check is of one document: the order's plan is its rows of the whole one
+        snap = snap.loc[snap["document_number"].eq(order_number).to_numpy()].reset_index(drop=True)
     register = warehouse.read_register(sent_or_failed=True)  # (rows neither sent nor failed tell it nothing)
     acting = run.acting(pol, today=today)
-    p = build_plan(snap, frames, pol, register, run.as_of,
-                   now=(now or dt.datetime.now(dt.UTC)) if acting else None)
+    when = (now or dt.datetime.now(dt.UTC)) if acting else None
+    path = run.folder / "plan.parquet"
+    leaving = _Leaving(whole_rows=order_number is not None)
+    with _PartsFile(path) as file:
+        for part in plan_parts(snap, frames, pol, register, run.as_of, now=when, part_documents=part_documents):
+            file.write(part)
+            leaving.add(part)
+            del part
+    del snap
     explanation: list[str] = []
     if order_number:
         orders = read_frames(run.folder / "extract", ["orders"], filters=[("document_number", "==", order_number)])
-        explanation = explain(p, order_number, orders["orders"], run.as_of)
+        explanation = explain(concat_frames(leaving.rows), order_number, orders["orders"], run.as_of)
         (run.folder / "explanation.txt").write_text("\n".join(explanation) + "\n", encoding="utf-8")
-        p = p.loc[p["document_number"].eq(order_number)].reset_index(drop=True)
-    # plan.parquet (the action tasks' input) is written while the warehouse takes the date's plan:
-    # both wait on other code (Arrow's encoder, PostgreSQL) with the GIL released (at a million open
-    # documents ~5 s hidden). It is done before anything is logged, so a failed write never leaves
-    # logged rows that the task's retry would log again.
-    with ThreadPoolExecutor(1, thread_name_prefix="plan-parquet") as pool:
-        parquet = pool.submit(p.to_parquet, run.folder / "plan.parquet", index=False)
-        if not order_number:
-            warehouse.replace_plan(run.as_of, run.run_id, p)
-        parquet.result()
-    # the plan keeps few-valued columns as categories (plan.CATEGORY_COLUMNS); the rows that
-    # leave it for the log and the register take only the columns those keep (a million open
-    # documents log ~1.4M rows: every column of them as text held ~2 GB), the log's as they are
-    # (the warehouse writes categories as their text), the register's as text
-    act = p.loc[p["decision"].eq("act").to_numpy(), _LEAVING]
-    decided = p.loc[p["decision"].isin(["skip", "superseded", "hold"]).to_numpy(), _LEAVING]
+    else:
+        # the file is finished before anything is logged, so a failed write never leaves logged
+        # rows that the task's retry would log again. (Building the parts for the table as they came,
+        # beside its COPY, was slower on 2 cores: 26-28 s for the two against 22-23, and 1.8 GB.)
+        warehouse.replace_plan(run.as_of, run.run_id, lambda: _read_parts(path))
+    act, decided = concat_frames(leaving.act), concat_frames(leaving.decided)
+    decisions, reasons = leaving.counts("decision"), leaving.counts("reason")
+    leaving.clear()
     log_rows = pd.concat([act.assign(outcome="planned" if not acting else "due"),
                           decided.assign(outcome=categorical_text(decided["decision"]))], ignore_index=True)
     # in the order of the log's (document_ref, step_id) index: a btree fed in key order stays in
@@ -222,7 +233,7 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
     del log_rows
     if acting or run.mode == "dry_run":
         status = {"skip": "skipped", "superseded": "superseded"}
-        to_register = plain_text(p.loc[p["decision"].isin(list(status)).to_numpy(), _LEAVING]).assign(
+        to_register = plain_text(decided.loc[decided["decision"].isin(list(status)).to_numpy()]).assign(
             status=lambda d: d["decision"].map(status))
         if run.mode == "dry_run":
             to_register = pd.concat([to_register, plain_text(act).assign(status="planned")], ignore_index=True)
@@ -234,10 +245,88 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         "acting": acting,
         "mode": run.mode,
         "to_act": counts,
-        "decisions": {str(k): int(v) for k, v in p["decision"].value_counts().items() if v},
-        "reasons": {str(k): int(v) for k, v in p["reason"].value_counts().items() if v},
+        "decisions": decisions,
+        "reasons": reasons,
         "explanation": explanation,
     }
+
+
+def _read_parts(path: Path) -> Iterator[pd.DataFrame]:
+    """plan.parquet's rows a row group at a time, as the plan's frames (categories included)."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    for group in range(file.num_row_groups):
+        yield file.read_row_group(group).to_pandas()
+
+
+class _Leaving:
+    """What leaves the plan besides its file and table, gathered part by part: the rows the log and
+    the register take (the plan keeps few-valued columns as categories, plan.CATEGORY_COLUMNS, shared
+    by its parts; the rows leaving take only the columns those keep: a million open documents log
+    ~1.4M rows, every column of them as text held ~2 GB), the counts, and with `whole_rows` every
+    row (an explained order's)."""
+
+    def __init__(self, *, whole_rows: bool) -> None:
+        self.whole_rows = whole_rows
+        self.clear()
+
+    def clear(self) -> None:
+        self.act: list[pd.DataFrame] = []
+        self.decided: list[pd.DataFrame] = []
+        self.rows: list[pd.DataFrame] = []
+        self._counts: dict[str, list[pd.Series]] = {"decision": [], "reason": []}
+
+    def add(self, part: pd.DataFrame) -> None:
+        self.act.append(part.loc[part["decision"].eq("act").to_numpy(), _LEAVING])
+        self.decided.append(part.loc[part["decision"].isin(["skip", "superseded", "hold"]).to_numpy(), _LEAVING])
+        for col, counts in self._counts.items():
+            counts.append(part[col].value_counts())
+        if self.whole_rows:
+            self.rows.append(part)
+
+    def counts(self, col: str) -> dict[str, int]:
+        """The parts' rows by their `col` (decision, reason), the values some row has, the most
+        frequent first (as `value_counts` of the whole plan)."""
+        total = pd.concat(self._counts[col]).groupby(level=0, observed=True).sum().sort_values(ascending=False)
+        return {str(k): int(v) for k, v in total.items() if v}
+
+
+class _PartsFile:
+    """plan.parquet written part by part (a row group or more each), in place of the run's earlier
+    one only once complete: the action tasks read it. (Written in a worker thread beside the next
+    part's build, the plan task at a million documents took ~1 s less and 80 MB more.)"""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.writer: Any = None
+
+    def __enter__(self) -> _PartsFile:
+        return self
+
+    def write(self, part: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # a part's categories are the whole plan's (`plan_parts`), the references' as many as the
+        # documents: a row group stores a column's whole dictionary, so each keeps those it uses
+        cats = [col for col in part.columns if isinstance(part[col].dtype, pd.CategoricalDtype)]
+        table = pa.Table.from_pandas(part.assign(**{col: used_categories(part[col]) for col in cats}),
+                                     preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.partial, table.schema)
+        elif not table.schema.equals(self.writer.schema, check_metadata=False):
+            table = table.cast(self.writer.schema)  # (the dictionaries' index types may differ)
+        self.writer.write_table(table)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if kind is None and self.writer is not None:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
 
 
 #: the plan's columns its rows take to the log (`_log_frame`) and the register (`_register_frame`)

@@ -245,3 +245,49 @@ def test_the_plan_is_queryable_in_sql_for_people_who_live_in_the_warehouse(world
     assert decided.get(("act", "due"), 0) > 0 and decided.get(("skip", "no_email"), 0) > 0
     snap = wh.read_snapshot(AS_OF)
     assert round(float(buckets) * 100) == int(snap["outstanding"].sum())
+
+
+@pytest.mark.parametrize("mode", ["dry_run", "live"])
+def test_a_plan_built_in_parts_stores_logs_and_registers_what_one_part_does(world, mode):
+    """pipeline.plan writes plan.parquet part by part and the warehouse takes the parts back from it:
+    small parts give the file, the warehouse's plan, the log's rows, the register's rows and the
+    counts that the plan built in one part gives."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    from receivables import pipeline
+    from receivables.domain.plan import plain_text
+    from receivables.extract import extract, run_dir
+
+    policy = default_policy()
+    now = dt.datetime.combine(AS_OF, dt.time(11), tzinfo=policy.tz)
+    folder = run_dir(world.tmp / "runs", AS_OF, "extract")
+    with world.client() as client:
+        extract(client, AS_OF, folder)
+    wh = world.warehouse()
+    pipeline.aging(pipeline.Run(AS_OF, "extract", mode, folder), policy, wh)
+
+    def plan_with(run_id, part_documents):
+        run = pipeline.Run(AS_OF, run_id, mode, folder)
+        with wh.engine.begin() as conn:  # each plan registers its decisions afresh
+            conn.execute(text("DELETE FROM collection_register"))
+        stats = pipeline.plan(run, policy, wh, now=now, today=AS_OF, part_documents=part_documents)
+        file = plain_text(pd.read_parquet(folder / "plan.parquet"))
+        with wh.engine.connect() as conn:
+            stored = conn.execute(text("SELECT document_ref, step_id, decision, reason, target, due_day, outstanding "
+                                       "FROM collection_plan WHERE run_id = :r ORDER BY document_ref, step_id"),
+                                  {"r": run_id}).all()
+            logged = conn.execute(text("SELECT document_ref, step_id, action, target, outcome, reason "
+                                       "FROM collection_log WHERE run_id = :r ORDER BY id"), {"r": run_id}).all()
+            registered = conn.execute(text("SELECT document_ref, step_id, action, target, status, detail "
+                                           "FROM collection_register ORDER BY document_ref, step_id")).all()
+        return stats, file, stored, logged, registered
+
+    stats, file, stored, logged, registered = plan_with("whole", 10**9)
+    assert len(file) > 200 and len(stored) > 20 and len(logged) > 10 and len(registered) > 10
+    assert sum(stats["to_act"].values()) > 0
+    for run_id, part_documents in (("parts-of-40", 40), ("parts-of-3", 3)):
+        got = plan_with(run_id, part_documents)
+        assert got[0] == stats
+        pd.testing.assert_frame_equal(got[1], file)
+        assert got[2:] == (stored, logged, registered)

@@ -654,7 +654,27 @@ def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):
         "amount": [1, 2, 3, 4, 5],  # not a column of the table: ignored
     })
     assert wh.replace_plan(AS_OF, "run-1", plan.iloc[:2]) == 2
+    # in parts (a function giving them, called again on a retry), the same rows as the whole
+    assert wh.replace_plan(AS_OF, "run-2", lambda: iter([plan.iloc[:3], plan.iloc[3:3], plan.iloc[3:]])) == 4
+    in_parts = sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id")
     assert wh.replace_plan(AS_OF, "run-2", plan) == 4
+    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == in_parts
+
+    class Deadlock(Exception):
+        pgcode = "40P01"
+
+    calls = []
+
+    def deadlocked_once():  # PostgreSQL aborts the first transaction after a part went in: all again
+        calls.append(1)
+        yield plan.iloc[:3]
+        if len(calls) == 1:
+            raise DBAPIError("COPY collection_plan", None, Deadlock())
+        yield plan.iloc[3:]
+
+    sql(wh, "DELETE FROM collection_plan")
+    assert wh.replace_plan(AS_OF, "run-2", deadlocked_once) == 4 and len(calls) == 2
+    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == in_parts
     rows = sql(wh, "SELECT run_id, as_of_date, document_ref, document_number, partner_ref, partner_name, step_id, "
                    "action, decision, reason, target, due_day, outstanding FROM collection_plan "
                    "ORDER BY document_ref, step_id")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from factories import PARTNER_MANAGER, email, frames, gid, order, partner, payment, register
 from receivables.domain.aging import compute_aging
-from receivables.domain.plan import build_plan
+from receivables.domain.plan import PLAN_COLUMNS, build_plan, plan_parts
 from receivables.domain.policy import parse_policy
 
 
@@ -250,6 +250,20 @@ def test_plan_rows_are_ordered_by_date_number_and_step_with_repeated_numbers_int
     assert list(zip(p["document_ref"], p["step_id"], strict=True)) == list(zip(expected["document_ref"], expected["step_id"], strict=True))
     assert list(p["document_number"]) == ["В-3", "В-3", "А-1", "А-1", "Б-2", "Б-2", "Б-2", "Б-2"]
     assert list(p["step_id"])[4:] == ["remind", "remind", "call", "call"]
+    # in parts of one document, the two sharing a date and a number stay in one part
+    parts = list(plan_parts(aging, f, pol, register(), dt.date(2026, 11, 20), part_documents=1))
+    assert [list(part["document_number"].unique()) for part in parts] == [["В-3"], ["А-1"], ["Б-2"]]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), p)
+    with pytest.raises(ValueError, match="part_documents must be at least 1, not 0"):
+        next(plan_parts(aging, f, pol, register(), dt.date(2026, 11, 20), part_documents=0))
+
+
+def test_a_plan_of_no_documents_is_one_empty_part():
+    pol = policy()
+    f = frames(orders=[order("А-1", "2026-11-05", 500)], **WITH_EMAIL)
+    aging = compute_aging(f, dt.date(2026, 11, 20), bucket_bounds=pol.aging_buckets).iloc[:0]
+    [part] = plan_parts(aging, f, pol, register(), dt.date(2026, 11, 20), part_documents=3)
+    assert part.empty and list(part.columns) == PLAN_COLUMNS
 
 
 @pytest.mark.parametrize("repeat_a_document", [False, True])
@@ -279,6 +293,11 @@ def test_register_lookup_by_table_equals_matching_every_candidate(repeat_a_docum
     want = _pairs_in([(doc_refs, di), (step_id, si)], [reg["document_ref"], reg["step_id"]])
     assert got.any() and not got.all()
     assert np.array_equal(got, want) and np.array_equal(again, want) and np.array_equal(by_place, want)
+    # a part of the documents' order (`plan_parts`): its candidates, their places within the part
+    first = np.searchsorted(place, 17)
+    part, = _in_register(doc_refs, _codes(doc_refs), step_id, di[first:], si[first:], [reg],
+                         order=(doc_order[17:], place[first:] - 17))
+    assert np.array_equal(part, want[first:]) and part.any()
 
 
 @settings(max_examples=150, deadline=None)

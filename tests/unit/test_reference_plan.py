@@ -20,7 +20,7 @@ from benchmarks import reference as R  # noqa: E402
 
 from receivables.domain.aging import compute_aging
 from receivables.domain.normalise import as_of_view, normalise
-from receivables.domain.plan import PLAN_FRAMES, build_plan
+from receivables.domain.plan import PLAN_FRAMES, build_plan, plan_parts
 from receivables.domain.policy import parse_policy
 from receivables.onec.emulator.generator import SEGMENTS, generate_company
 from receivables.onec.schema import PRIVATE_PERSON
@@ -141,6 +141,11 @@ def test_vectorised_plan_equals_row_by_row_reference(seed):
     with_unsent = build_plan(aging, {name: frames[name] for name in PLAN_FRAMES}, policy,
                              pd.concat([register, unsent], ignore_index=True), as_of, now=now)
     assert R.differences(actual, R.plan_table(with_unsent)) == []
+    # built in parts (a tenth of the documents each), the plan is the same rows with the same categories
+    parts = list(plan_parts(aging, {name: frames[name] for name in PLAN_FRAMES}, policy, register, as_of, now=now,
+                            part_documents=len(aging) // 10))
+    assert len(parts) >= 10
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), plan)
     # the data exercise more than one branch of the rules
     reasons = set(plan["reason"].dropna())
     assert {"due", "not_yet_due", "no_pool"} <= reasons, reasons

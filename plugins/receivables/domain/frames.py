@@ -239,6 +239,24 @@ def text_category(values, codes=None):
     return pd.Series(out, index=values.index if codes is None else None)
 
 
+def used_categories(values):
+    """A categorical Series with only the categories its values use (in their order), the
+    codes renumbered: one count of the codes, where pandas' `remove_unused_categories` sorts
+    them."""
+    import numpy as np
+    import pandas as pd
+
+    cat = values.array
+    codes = np.asarray(cat.codes)
+    used = np.bincount(codes + 1, minlength=len(cat.categories) + 1)[1:] > 0  # (code -1: missing)
+    if used.all():
+        return values
+    new = narrow_codes(np.append(np.cumsum(used) - 1, -1), int(used.sum()))[codes]
+    dtype = pd.CategoricalDtype(cat.categories[used], ordered=cat.ordered)
+    return pd.Series(pd.Categorical.from_codes(new, dtype=dtype, validate=False), index=values.index,
+                     name=values.name)
+
+
 def concat_frames(frames):
     """`pd.concat(frames, ignore_index=True)`, with a column categorical in every frame
     categorical in the result (its categories united): pandas' concat of categoricals whose
@@ -249,7 +267,9 @@ def concat_frames(frames):
 
     frames = list(frames)
     columns = list(frames[0].columns)
-    united = [c for c in columns if all(c in df.columns and is_categorical(df[c]) for df in frames)]
+    # (categoricals of one dtype in every frame pandas concatenates as they are)
+    united = [c for c in columns if all(c in df.columns and is_categorical(df[c]) for df in frames)
+              and any(df[c].dtype != frames[0][c].dtype for df in frames)]
     out = pd.concat([df.drop(columns=united) for df in frames], ignore_index=True)
     for col in united:  # (concatenated apart: pandas would first make Python objects of them)
         whole = union_categoricals([df[col].array for df in frames], ignore_order=True)

@@ -9,8 +9,9 @@ loop runs over documents, only over the handful of pools and steps.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,9 @@ PLAN_COLUMNS = [
 
 #: the frames `build_plan` reads besides the aging snapshot: the plan task loads these only
 PLAN_FRAMES = ("partners", "segments", "managers", "contacts")
+#: documents per part of `plan_parts`: a part's candidates and output are what the plan holds at
+#: once (at a million documents the whole plan is 4.6M rows, ~0.8 GB, and its temporaries ~0.6 GB)
+PART_DOCUMENTS = 250_000
 
 #: reason codes, in the order they are checked; the first that applies is reported
 REASONS = {
@@ -181,8 +185,8 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
     With distinct documents (`doc_code` as `_codes` gives) the parts' rows are found among the
     documents by one hashing of all their references and marked in a documents x steps table,
     read once per candidate; otherwise `_pairs_in` matches every candidate's keys. With `order`
-    (the documents' order and each candidate's place in it, as `_expand_index` gives) the table's
-    rows are the places, so that the candidates read it in order (at a million documents reading
+    (the documents' order, or a part of it, and each candidate's place in it, as `_expand_index`
+    gives) the table's rows are the places, so that the candidates read it in order (at a million documents reading
     it by document row waited on memory for every candidate). `located` is what `_register_rows`
     gave for the same arguments, when it ran already."""
     n_docs, n_steps = len(doc_refs), len(step_id)
@@ -194,18 +198,19 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
         return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
                 else np.zeros(len(di), dtype=bool) for p in parts]
     doc, step = located
-    rows = di
-    if order is not None:
+    rows, n_rows = di, n_docs
+    if order is not None:  # (the documents of a part of the plan, `plan_parts`: the rest have no place)
         doc_order, rows = order
-        place = np.empty(n_docs, dtype=np.intp)
-        place[doc_order] = np.arange(n_docs)
+        place = np.full(n_docs, -1, dtype=np.intp)
+        place[doc_order] = np.arange(len(doc_order))
         doc = np.where(doc >= 0, place[np.maximum(doc, 0)], -1)
+        n_rows = len(doc_order)
     out, start = [], 0
     for p in parts:
         d, s = doc[start:start + len(p)], step[start:start + len(p)]
         start += len(p)
         found = (d >= 0) & (s >= 0)
-        table = np.zeros((n_docs, n_steps), dtype=bool)
+        table = np.zeros((n_rows, n_steps), dtype=bool)
         table[d[found], s[found]] = True
         out.append(table[rows, si])  # si -1: the last column, the missing step
     return out
@@ -327,24 +332,61 @@ def _take(values: pd.Series, indices: np.ndarray, order: np.ndarray | None = Non
 
 def _take_category(values: pd.Series, indices: np.ndarray, order: np.ndarray | None = None) -> pd.Categorical:
     """`_take` as a categorical of the text: the distinct values sorted as categories, a code
-    per index (-1, or a missing value, a missing one). Text already strictly ascending (the
-    documents' references in aging's order) is its own categories; the codes are gathered in
-    the smallest integer type that holds them, as pandas keeps them, and put in `order` first
-    when given (as `_take`)."""
+    per index (-1, or a missing value, a missing one), put in `order` first when given (as
+    `_take`)."""
+    return _coded_category(_category_codes(values), indices, order)
+
+
+def _category_codes(values: pd.Series) -> tuple[np.ndarray, pd.CategoricalDtype]:
+    """(a code per value, the categorical type): the distinct values sorted. Text already strictly
+    ascending (the documents' references in aging's order) is its own categories; the codes are
+    in the smallest integer type that holds them, as pandas keeps them. (One type for every part
+    of a plan: pandas checks that categoricals it concatenates share their categories by hashing
+    them, once per type; at a million documents a second each.)"""
     if isinstance(values.array, pd.arrays.ArrowStringArray) and not values.hasnans and strictly_ascending(values):
         codes, categories = np.arange(len(values)), values.array
     elif is_categorical(values) and values.cat.categories.is_monotonic_increasing:  # normalise's: sorted
         categories, codes = category_parts(values)
     else:
         codes, categories = pd.factorize(values, sort=True)
-    codes = narrow_codes(codes, len(categories))
+    return narrow_codes(codes, len(categories)), _text_categories(categories)
+
+
+def _coded_category(coded: tuple[np.ndarray, pd.CategoricalDtype], indices: np.ndarray,
+                    order: np.ndarray | None = None) -> pd.Categorical:
+    """`_take_category` of values `_category_codes` coded (found once for every part of a plan)."""
+    codes, categories = coded
     return _categorical(np.append(codes if order is None else codes[order], -1)[indices], categories)
 
 
+def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _part_bounds(ranks: np.ndarray, part_documents: int) -> Iterator[tuple[int, int]]:
+    """(first, end) of each part of the documents in the plan's order, `ranks` their (date, number)
+    ranks in that order (ascending): about `part_documents` each, a rank never split (documents
+    sharing a date and a number interleave their candidates). No documents: one empty part."""
+    start = 0
+    while True:
+        stop = min(start + part_documents, len(ranks))
+        if stop < len(ranks):
+            stop = int(np.searchsorted(ranks, ranks[stop - 1], side="right"))
+        yield start, stop
+        if stop >= len(ranks):
+            return
+        start = stop
+
+
 def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
-    """A categorical of the text `categories` (sorted, distinct) from codes already narrowed."""
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories, dtype="str")),
-                                     validate=False)
+    """A categorical of the text `categories` (sorted, distinct; or their type) from codes already
+    narrowed."""
+    dtype = categories if isinstance(categories, pd.CategoricalDtype) else _text_categories(categories)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _text_categories(categories) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(categories, dtype="str"))
 
 
 def _step_integers(values: pd.Series, si: np.ndarray) -> pd.arrays.IntegerArray:
@@ -353,10 +395,6 @@ def _step_integers(values: pd.Series, si: np.ndarray) -> pd.arrays.IntegerArray:
     per_step = pd.array(values, dtype="Int64")
     return pd.arrays.IntegerArray(_per_step(per_step.to_numpy(dtype="int64", na_value=0), 0)[si],
                                   _per_step(per_step.isna(), True)[si])
-
-
-def _taker(col: str):
-    return _take_category if col in CATEGORY_COLUMNS else _take
 
 
 def plain_text(plan: pd.DataFrame) -> pd.DataFrame:
@@ -389,15 +427,14 @@ def _per_step(values, fill) -> np.ndarray:
     return np.append(np.asarray(values), fill)
 
 
-def _in_segments(partners: tuple[pd.Series, np.ndarray], segments: pd.DataFrame, names: list[str]) -> np.ndarray:
+def _in_segments(partners: tuple[pd.Series, np.ndarray], segments: _Segments, names: list[str]) -> np.ndarray:
     """Whether each document's partner is in one of the named segments; `partners` is (the
     distinct partners, each document's position among them): hashed once per partner."""
     distinct, partner_code = partners
-    members = set(segments.loc[segments["segment_name"].isin(names), "partner_ref"].dropna())
-    return member(distinct, members)[partner_code]
+    return member(distinct, segments.members(names))[partner_code]
 
 
-def _pool_codes(docs: pd.DataFrame, partners: tuple[pd.Series, np.ndarray], segments: pd.DataFrame,
+def _pool_codes(docs: pd.DataFrame, partners: tuple[pd.Series, np.ndarray], segments: _Segments,
                 policy: Policy) -> tuple[np.ndarray, list[str]]:
     """(the pool of each document as a position in the returned names, -1: none; the pools'
     names by rank): the matching pool of lowest rank (D365 hierarchy)."""
@@ -416,7 +453,7 @@ def _pool_codes(docs: pd.DataFrame, partners: tuple[pd.Series, np.ndarray], segm
 
 
 def _document_reasons(docs: pd.DataFrame, pool: np.ndarray, partners: tuple[pd.Series, np.ndarray],
-                      segments: pd.DataFrame, policy: Policy) -> np.ndarray:
+                      segments: _Segments, policy: Policy) -> np.ndarray:
     """The document-level reason of each document as a position in REASONS (-1: none);
     `pool` as `_pool_codes` gives it (pool names are unique: the policy checks)."""
     reason = np.where(pool < 0, _REASON_CODE["no_pool"], -1)
@@ -451,57 +488,117 @@ def _recipients(contacts: pd.DataFrame, policy: Policy) -> pd.Series:
     return c.drop_duplicates("partner_ref").set_index("partner_ref")["address"]
 
 
-def _contact_caps(is_email: np.ndarray, partner_code: np.ndarray, partners: pd.Series, doc_of: np.ndarray,
-                  private_person: np.ndarray, register: pd.DataFrame, policy: Policy, as_of: dt.date,
-                  now: dt.datetime | None) -> tuple[np.ndarray, np.ndarray]:
-    """(quiet_days hold, 230-ФЗ hold as a position in _CAPS or -1) over the candidates;
-    `partner_code` is each document's partner as a position in the distinct `partners`
-    (a missing partner among them), `doc_of` the document of each candidate."""
+def _letter_holds(partner_code: np.ndarray, partners: pd.Series, sent: pd.DataFrame, policy: Policy,
+                  as_of: dt.date, *, caps: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(per document: its partner got an email within quiet_days; with `caps`, its partner got as
+    many messages as a 230-ФЗ limit allows in a day, a week or a month) from `sent`, the
+    register's emails sent (`_Shared.letters`); `partner_code` is each document's partner as a
+    position in the distinct `partners` (a missing partner among them). Once per plan: every
+    part reads it (`_contact_caps`)."""
+    quiet = np.zeros(len(partner_code), dtype=bool)
+    capped = np.zeros(len(partner_code), dtype=bool)
+    if not len(sent) or not (policy.quiet_days > 0 or caps):
+        return quiet, capped
+    # letters and documents meet on integer codes of the documents' partners (the last code: a
+    # partner none of them has, or none at all), hashed once for every window; a missing partner
+    # is nobody's: its documents and letters are never counted
+    letter_partner = positions(sent["partner_ref"], partners)
+    doc_partner = partner_code
+    no_partner = partners.isna().to_numpy()
+    if no_partner.any():
+        doc_partner = np.where(no_partner[partner_code], -1, partner_code)
+        letter_partner[sent["partner_ref"].isna().to_numpy()] = -1
+    day = (pd.to_datetime(sent["sent_at"], utc=True).dt.tz_convert(policy.tz).dt.tz_localize(None)
+           .dt.normalize().to_numpy(dtype="datetime64[ns]"))
+    as_of_day = np.datetime64(as_of, "ns")
+
+    def per_document(counts: np.ndarray) -> np.ndarray:
+        return np.append(counts, 0)[doc_partner]
+
+    if policy.quiet_days > 0:
+        recent = day > as_of_day - np.timedelta64(policy.quiet_days, "D")
+        quiet = per_document(np.bincount(letter_partner[recent & (letter_partner >= 0)], minlength=len(partners))) > 0
+    if caps:
+        # one letter = one message, however many register rows it covered
+        lim = policy.private_persons
+        letter = pd.factorize(sent["external_ref"], use_na_sentinel=False)[0].astype("int64")
+        first = np.unique((letter_partner + 1) * (letter.max(initial=0) + 1) + letter, return_index=True)[1]
+        first = first[letter_partner[first] >= 0]
+        for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
+            window = first[day[first] > as_of_day - np.timedelta64(days, "D")]
+            capped |= per_document(np.bincount(letter_partner[window], minlength=len(partners))) >= limit
+    return quiet, capped
+
+
+def _contact_caps(is_email: np.ndarray, doc_of: np.ndarray, private_person: np.ndarray,
+                  holds: tuple[np.ndarray, np.ndarray], policy: Policy, now: dt.datetime | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(quiet_days hold, 230-ФЗ hold as a position in _CAPS or -1) over the candidates; `doc_of`
+    is the document of each candidate, `holds` what `_letter_holds` found per document."""
     # only email candidates (private persons' for the caps) are held
-    quiet = np.zeros(len(is_email), dtype=bool)
+    quiet_doc, capped_doc = holds
+    quiet = is_email & quiet_doc[doc_of]
     cap = np.full(len(is_email), -1, dtype=np.int8)  # position in _CAPS, -1: none (a byte a candidate)
-    sent = register.loc[register["sent_at"].notna() & register["action"].eq("email"),
-                        ["partner_ref", "sent_at", "external_ref"]]
     private = np.flatnonzero(is_email & private_person)
-    lim = policy.private_persons
-    if len(sent) and (policy.quiet_days > 0 or len(private)):
-        # letters and documents meet on integer codes of the documents' partners (the last
-        # code: a partner none of them has, or none at all), hashed once for every window;
-        # a missing partner is nobody's: its documents and letters are never counted
-        letter_partner = positions(sent["partner_ref"], partners)
-        doc_partner = partner_code
-        no_partner = partners.isna().to_numpy()
-        if no_partner.any():
-            doc_partner = np.where(no_partner[partner_code], -1, partner_code)
-            letter_partner[sent["partner_ref"].isna().to_numpy()] = -1
-        day = (pd.to_datetime(sent["sent_at"], utc=True).dt.tz_convert(policy.tz).dt.tz_localize(None)
-               .dt.normalize().to_numpy(dtype="datetime64[ns]"))
-        as_of_day = np.datetime64(as_of, "ns")
-
-        def per_document(counts: np.ndarray) -> np.ndarray:
-            return np.append(counts, 0)[doc_partner]
-
-        if policy.quiet_days > 0:
-            recent = day > as_of_day - np.timedelta64(policy.quiet_days, "D")
-            got = np.bincount(letter_partner[recent & (letter_partner >= 0)], minlength=len(partners))
-            quiet = is_email & (per_document(got) > 0)[doc_of]
-        if len(private):
-            # one letter = one message, however many register rows it covered
-            letter = pd.factorize(sent["external_ref"], use_na_sentinel=False)[0].astype("int64")
-            first = np.unique((letter_partner + 1) * (letter.max(initial=0) + 1) + letter, return_index=True)[1]
-            first = first[letter_partner[first] >= 0]
-            for days, limit in ((1, lim.per_day), (7, lim.per_week), (30, lim.per_month)):
-                window = first[day[first] > as_of_day - np.timedelta64(days, "D")]
-                counts = np.bincount(letter_partner[window], minlength=len(partners))
-                over = (per_document(counts) >= limit)[doc_of[private]]
-                cap[private[over & (cap[private] < 0)]] = 0
+    cap[private[capped_doc[doc_of[private]]]] = 0
     if len(private) and now is not None:
         local = now.astimezone(policy.tz)
+        lim = policy.private_persons
         working = bool(get_calendar().is_working(np.array([local.date()], dtype="datetime64[D]"))[0])
         lo, hi = lim.weekday_hours if working else lim.weekend_hours
         if not lo <= local.hour < hi:
             cap[private[cap[private] < 0]] = 1
     return quiet, cap
+
+
+class _Segments:
+    """The segments' members by the segment names a pool lists, each set built once per plan."""
+
+    def __init__(self, segments: pd.DataFrame) -> None:
+        self._segments = segments
+        self._members: dict[tuple[str, ...], set] = {}
+
+    def members(self, names: list[str]) -> set:
+        key = tuple(names)
+        if key not in self._members:
+            rows = self._segments["segment_name"].isin(names)
+            self._members[key] = set(self._segments.loc[rows, "partner_ref"].dropna())
+        return self._members[key]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the plan of any documents reads besides their aging rows, prepared once per plan
+    (`plan_parts` builds several parts from it)."""
+
+    partners: pd.DataFrame  # partner_ref, legal_form, main_manager_ref: a row per partner
+    segments: _Segments
+    managers: pd.DataFrame  # by manager_ref
+    recipients: pd.Series  # partner_ref -> address (`_recipients`)
+    steps: pd.DataFrame  # `_steps_frame`
+    step_id: pd.Series  # the steps' ids and a missing one (row -1: a candidate without a step)
+    done: pd.DataFrame  # the register's sent (document_ref, step_id)
+    refused: pd.DataFrame  # the register's permanent refusals (document_ref, step_id, target)
+    letters: pd.DataFrame  # the register's emails sent (partner_ref, sent_at, external_ref)
+
+    @classmethod
+    def of(cls, frames: Mapping[str, pd.DataFrame], policy: Policy, register: pd.DataFrame) -> _Shared:
+        steps = _steps_frame(policy)
+        sent = register["sent_at"].notna()
+        return cls(
+            partners=frames["partners"][["partner_ref", "legal_form", "main_manager_ref"]]
+            .drop_duplicates("partner_ref"),
+            segments=_Segments(frames["segments"]),
+            managers=frames["managers"].set_index("manager_ref"),
+            recipients=_recipients(frames["contacts"], policy),
+            steps=steps,
+            step_id=_with_missing(steps["step_id"]),
+            done=register.loc[sent, ["document_ref", "step_id"]],
+            refused=register.loc[~sent & register["status"].eq("failed")
+                                 & register["detail"].fillna("").str.startswith("permanent"),
+                                 ["document_ref", "step_id", "target"]],
+            letters=register.loc[sent & register["action"].eq("email"), ["partner_ref", "sent_at", "external_ref"]],
+        )
 
 
 def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: Policy,
@@ -519,8 +616,16 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
     those positions; each output column is built once, at the end: text as categories
     (`CATEGORY_COLUMNS`, one code per candidate), numbers by one take.
     """
+    [plan] = _parts(aging, _Shared.of(frames, policy, register), policy, as_of, now, max(len(aging), 1))
+    return plan
+
+
+def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date, now: dt.datetime | None,
+           part_documents: int) -> Iterator[pd.DataFrame]:
+    """The plan of the documents in `aging` in parts (`plan_parts`): what is per document is
+    found once for all of them, the candidates and the output part by part."""
     cal = get_calendar()
-    partners = frames["partners"][["partner_ref", "legal_form", "main_manager_ref"]].drop_duplicates("partner_ref")
+    partners = shared.partners
     # the partner's columns by position: `aging.merge(partners, how="left")` copies every column
     # each document's partner as a code among the few distinct partners: the partners' columns,
     # addresses and letters are looked up for those only
@@ -531,13 +636,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         legal_form=_take_category(partners["legal_form"], at),
         main_manager_ref=_take_category(partners["main_manager_ref"], at))
     doc_code = _codes(docs["document_ref"])  # cheap in aging's reference order
-    steps = _steps_frame(policy)
-    step_id = _with_missing(steps["step_id"])  # row -1: a candidate without a step
-    reg = register.loc[register["sent_at"].notna(), ["document_ref", "step_id"]]
-    refused = register.loc[register["sent_at"].isna() & register["status"].eq("failed")
-                           & register["detail"].fillna("").str.startswith("permanent"),
-                           ["document_ref", "step_id", "target"]]
-    mgrs = frames["managers"].set_index("manager_ref")
+    steps, step_id, reg, refused, mgrs = shared.steps, shared.step_id, shared.done, shared.refused, shared.managers
     manager_ref, main_ref = docs["manager_ref"], docs["main_manager_ref"]
 
     def managers_at() -> list[np.ndarray]:
@@ -545,31 +644,18 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # the order's manager, else the partner's main one
         return [at, main_at, np.where(manager_ref.isna().to_numpy(), main_at, at)]
 
-    # worker threads (hashing, factorizing and gathering in C, which releases the GIL) find what
-    # needs no candidate beside the documents' sort, then build the output's columns while this
-    # thread settles the reasons: the documents' and steps' columns as soon as the candidates are
-    # known, the targets' once known
-    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
-        located = pool.submit(_register_rows, docs["document_ref"], doc_code, step_id, [reg, refused])
-        managers = pool.submit(managers_at)
-        # candidates come in output order (documents by date and number): the final sort is (almost)
-        # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
-        # so reordering every document column first no longer pays for itself
-        # (the sort on its own frame: this thread adds the pool column to `docs` meanwhile)
-        ordering = pool.submit(_document_order, docs[["document_number", "document_date"]])
-        pool_code, pool_names = _pool_codes(docs, (distinct, partner_code), frames["segments"], policy)
-        docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
-        doc_reason = _document_reasons(docs, pool_code, (distinct, partner_code), frames["segments"], policy)
-        doc_order, doc_rank = ordering.result()
+    def _part(doc_order: np.ndarray) -> pd.DataFrame:
+        """The plan of the documents at `doc_order` (rows of `docs` in the plan's order)."""
         di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
         taking = {col: pool.submit(_step_integers, steps[col], si) for col in ("step_rank", "deadline_business_days")}
-        for col in PLAN_COLUMNS:
-            if col in docs.columns and col != "manager_name":  # looked up again below
-                taking[col] = pool.submit(_taker(col), docs[col], place, doc_order)
-            elif col in ("step_id", "action", "template"):
-                taking[col] = pool.submit(_taker(col), steps[col], si)
+        for col in doc_columns:
+            if col in coded:
+                taking[col] = pool.submit(_coded_category, coded[col], place, doc_order)
+            else:
+                taking[col] = pool.submit(_take, docs[col], place, doc_order)
+        for col in ("step_id", "action", "template"):
+            taking[col] = pool.submit(_take_category, steps[col], si)
         no_step = si < 0
-        n_docs = len(docs)
 
         def per_candidate(values: np.ndarray) -> np.ndarray:
             """A document-level array at every candidate: put in output order first, so that
@@ -612,7 +698,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         # the sent steps, and the (document, step) pairs with a permanent refusal to some target
         # (which target is checked below, once targets are known, for those candidates only)
         done, refused_pair = _in_register(docs["document_ref"], doc_code, step_id, di, si, [reg, refused],
-                                          order=(doc_order, place), located=located.result())
+                                          order=(doc_order, place), located=located_rows)
         give(done, "already_done")
         as_of_ts = np.datetime64(as_of, "s")
         give(due_day > as_of_ts, "not_yet_due")
@@ -621,8 +707,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         late = np.floor_divide((as_of_ts - np.where(known, due_day, as_of_ts)).astype("int64"), 86400)
         give((catch_up >= 0) & known & (late > catch_up), "catch_up_expired")
         del catch_up, known, late
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pct = per_candidate((docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64"))  # a ratio
+        pct = per_candidate(pct_of)
         require_pct = _per_step(steps["require_pct"].to_numpy(dtype="float64"), np.nan)[si]
         give(~np.isnan(require_pct) & (pct > require_pct), "require_payment_percent")
         # checked for the candidates of steps that require a minimum only (few steps do)
@@ -653,13 +738,9 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         del rows, document, action, order, first, superseded
 
         # targets: manager positions per document, chosen per candidate
-        if not mgrs.index.is_unique:
-            lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
-        order_manager, main_manager, contact_manager = managers.result()
         is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
         is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
         by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
-        no_manager = manager_ref.isna().to_numpy()
         # assignee: the order's manager, the partner's for partner_manager steps; a case
         # goes to the order's manager, else the partner's
         use_main = np.where(is_case, per_candidate(no_manager), by_partner)
@@ -669,23 +750,12 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                                 per_candidate(order_manager.astype(np.int32)))
         assignee_missing = np.where(use_main, per_candidate(main_ref.isna().to_numpy()), per_candidate(no_manager))
         contact_mgr = per_candidate(contact_manager.astype(np.int32))
-        recipients = _recipients(frames["contacts"], policy)
-        address = per_candidate(positions(distinct, recipients.index).astype(np.int32)[partner_code])
-        # target: the partner's address for email, else the assignee's name
-        target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
-                                ignore_index=True)
+        address = per_candidate(address_of)
         target_at = assignee_mgr.copy()  # built in place: three passes, one new array
         np.add(target_at, len(recipients), out=target_at, where=assignee_mgr >= 0)
         np.copyto(target_at, address, where=is_email)
         del use_main, assignee_mgr, is_case, by_partner
-        # the sender of each organization, read per candidate through the organization's code
-        org_code, orgs = pd.factorize(docs["organization_name"], use_na_sentinel=False)
-        default, by_org = policy.senders.default, policy.senders.by_organization
-        senders = pd.Series([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype="str")
-
-        taking["assignee_ref"] = pool.submit(_take_category, concat_frames([manager_ref.to_frame("ref"),
-                                                                           main_ref.to_frame("ref")])["ref"],
-                                             assignee_at)
+        taking["assignee_ref"] = pool.submit(_coded_category, coded["assignee_ref"], assignee_at)
         for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
                              ("manager_phone", "phone")):
             taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
@@ -695,8 +765,7 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out["anchor_date"] = anchor
         out["due_day"] = due_day
         # a sender code per document, then per candidate: one gather of small codes
-        sender_code, sender_names = pd.factorize(senders, sort=True)
-        out["sender"] = _categorical(per_candidate(narrow_codes(sender_code, len(sender_names))[org_code]), sender_names)
+        out["sender"] = _categorical(per_candidate(sender_of), sender_names)
         give(is_email & (address < 0), "no_email", step_only=True)
         del address
         maybe = np.flatnonzero(refused_pair)
@@ -708,8 +777,8 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
                 [refused[c].astype("str") for c in ("document_ref", "step_id", "target")])
             give(failed, "failed_permanently", step_only=True)
         give(~is_email & assignee_missing, "no_assignee", step_only=True)
-        private = per_candidate(docs["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False))
-        quiet, cap = _contact_caps(is_email, partner_code, distinct, di, private, register, policy, as_of, now)
+        private = per_candidate(private_of)
+        quiet, cap = _contact_caps(is_email, di, private, holds, policy, now)
         give(quiet, "quiet_days", step_only=True)
         capped = (code < 0) & ~no_step & (cap >= 0)
         code[capped] = _CAP_CODES[cap[capped]]
@@ -717,19 +786,85 @@ def build_plan(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: 
         out["decision"] = _take_category(_DECISION_NAMES, code)
         out["reason"] = _take_category(_REASON_NAMES, code)
         out.update({col: job.result() for col, job in taking.items()})
-    plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
-    # the candidates' document ranks ascend (they come in document order), so they are in output
-    # order unless some rank's steps are not: only documents sharing a date and a number interleave,
-    # and without such documents (1C numbers are unique within a year) nothing is checked per candidate
-    ranks = doc_rank[doc_order]
-    if (ranks[1:] == ranks[:-1]).any():
-        doc_key = ranks[place]
-        rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
-        if ((doc_key[1:] == doc_key[:-1]) & (rank_key[1:] < rank_key[:-1])).any():
-            plan = plan.take(lexsort((rank_key, doc_key))).reset_index(drop=True)
-    del di, si
-    release_memory()  # the candidates' temporaries, ~0.6 GB at a million documents
-    return plan
+        plan = pd.DataFrame({col: out[col] for col in PLAN_COLUMNS}, copy=False)  # fresh arrays, ours
+        # the candidates' document ranks ascend (they come in document order), so they are in output
+        # order unless some rank's steps are not: only documents sharing a date and a number interleave,
+        # and without such documents (1C numbers are unique within a year) nothing is checked per candidate
+        ranks = doc_rank[doc_order]
+        if (ranks[1:] == ranks[:-1]).any():
+            doc_key = ranks[place]
+            rank_key = _per_step(sort_key(steps["step_rank"]), len(steps))[si]  # no step: last, as missing
+            if ((doc_key[1:] == doc_key[:-1]) & (rank_key[1:] < rank_key[:-1])).any():
+                plan = plan.take(lexsort((rank_key, doc_key))).reset_index(drop=True)
+        return plan
+
+    # worker threads (hashing, factorizing and gathering in C, which releases the GIL) find what
+    # needs no candidate beside the documents' sort, then build the output's columns while this
+    # thread settles the reasons: the documents' and steps' columns as soon as the candidates are
+    # known, the targets' once known
+    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
+        located = pool.submit(_register_rows, docs["document_ref"], doc_code, step_id, [reg, refused])
+        managers = pool.submit(managers_at)
+        # candidates come in output order (documents by date and number): the final sort is (almost)
+        # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
+        # so reordering every document column first no longer pays for itself
+        # (the sort on its own frame: this thread adds the pool column to `docs` meanwhile)
+        ordering = pool.submit(_document_order, docs[["document_number", "document_date"]])
+        pool_code, pool_names = _pool_codes(docs, (distinct, partner_code), shared.segments, policy)
+        docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
+        doc_reason = _document_reasons(docs, pool_code, (distinct, partner_code), shared.segments, policy)
+        # the documents' columns the output takes: categories' codes found once for every part (so
+        # that the parts share their categories), text in one chunk (a part takes from it)
+        doc_columns = [col for col in PLAN_COLUMNS if col in docs.columns and col != "manager_name"]
+        coded = {col: pool.submit(_category_codes, docs[col]) for col in doc_columns if col in CATEGORY_COLUMNS}
+        for col in doc_columns:
+            if col not in CATEGORY_COLUMNS and isinstance(docs[col].array, pd.arrays.ArrowStringArray):
+                docs[col] = pd.arrays.ArrowStringArray(_one_chunk(pa.array(docs[col].array)), dtype=docs[col].dtype)
+        doc_order, doc_rank = ordering.result()
+        n_docs = len(docs)
+        no_manager = manager_ref.isna().to_numpy()
+        if not mgrs.index.is_unique:
+            lookup(docs["manager_ref"], mgrs["manager_name"])  # raises as the lookup always did
+        order_manager, main_manager, contact_manager = managers.result()
+        recipients = shared.recipients
+        address_of = positions(distinct, recipients.index).astype(np.int32)[partner_code]
+        # the target: the partner's address for email, else the assignee's name
+        target_from = pd.concat([recipients.reset_index(drop=True), mgrs["manager_name"].reset_index(drop=True)],
+                                ignore_index=True)
+        assignee_refs = concat_frames([manager_ref.to_frame("ref"), main_ref.to_frame("ref")])["ref"]
+        coded["assignee_ref"] = pool.submit(_category_codes, assignee_refs)
+        # the sender of each organization, read per candidate through the organization's code
+        org_code, orgs = pd.factorize(docs["organization_name"], use_na_sentinel=False)
+        default, by_org = policy.senders.default, policy.senders.by_organization
+        senders = pd.Series([by_org.get(o, default) if isinstance(o, str) else default for o in orgs], dtype="str")
+        sender_code, sender_names = pd.factorize(senders, sort=True)
+        sender_of = narrow_codes(sender_code, len(sender_names))[org_code]
+        private_of = docs["legal_form"].eq(PRIVATE_PERSON).to_numpy(dtype=bool, na_value=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct_of = (docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64")  # a ratio
+        holds = _letter_holds(partner_code, distinct, shared.letters, policy, as_of, caps=bool(private_of.any()))
+        located_rows = located.result()
+        coded = {col: job.result() for col, job in coded.items()}
+        for first_doc, last_doc in _part_bounds(doc_rank[doc_order], part_documents):
+            # (freed memory stays with the process between parts: the next part reuses it, where
+            # pages handed back to the system cost as much again to fault in)
+            yield _part(doc_order[first_doc:last_doc])
+    release_memory()  # the candidates' temporaries (~0.6 GB for a million documents in one part)
+
+
+def plan_parts(aging: pd.DataFrame, frames: Mapping[str, pd.DataFrame], policy: Policy,
+               register: pd.DataFrame, as_of: dt.date, *, now: dt.datetime | None = None,
+               part_documents: int = PART_DOCUMENTS) -> Iterator[pd.DataFrame]:
+    """`build_plan` in parts of about `part_documents` documents each, in the plan's order: the
+    parts one after another are the whole plan's rows, with the same categories.
+
+    Every check is of one document (the partner's and contract's debts are the snapshot's
+    columns; letters, refusals and contact caps come from the register), so a part is the plan
+    of its documents; what is per document (pools, reasons, managers, the output's categories)
+    is found once for all parts. Documents sharing a date and a number stay in one part."""
+    if part_documents < 1:
+        raise ValueError(f"part_documents must be at least 1, not {part_documents}")
+    yield from _parts(aging, _Shared.of(frames, policy, register), policy, as_of, now, part_documents)
 
 
 def explain(plan: pd.DataFrame, document_number: str, orders: pd.DataFrame | None = None,

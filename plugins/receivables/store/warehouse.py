@@ -604,43 +604,63 @@ class Warehouse:
         days, refs = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [])
         return pd.DataFrame({"as_of_date": convert.dates_from_days(days), "document_ref": pd.Series(refs, dtype="str")})
 
-    def replace_plan(self, as_of: dt.date, run_id: str, plan: pd.DataFrame) -> int:
+    def replace_plan(self, as_of: dt.date, run_id: str,
+                     plan: pd.DataFrame | Callable[[], Iterable[pd.DataFrame]]) -> int:
         """The date's latest plan (every decision but ``excluded``), for SQL users' preview.
+        `plan` is the plan, or a function giving its parts one after another (called again when
+        the transaction is retried: the plan task reads them back from its plan.parquet).
         PostgreSQL: COPY in batches of CHUNK_ROWS (a million open documents' plan keeps ~1.7M
-        rows); SQLite: inserts of parameter rows."""
+        rows); SQLite: inserts of parameter rows. Returns the number of rows written."""
         t = collection_plan
         day = convert.day(as_of)
-        rows = plan.loc[plan["decision"].ne("excluded")] if "decision" in plan.columns else plan
-        n = len(rows)
-        cols = [c for c in t.columns.keys() if c in rows.columns and c not in ("as_of_date", "run_id")]
+        parts = (lambda: [plan]) if isinstance(plan, pd.DataFrame) else plan
+
+        def kept(part: pd.DataFrame) -> pd.DataFrame:
+            return part.loc[part["decision"].ne("excluded").to_numpy()] if "decision" in part.columns else part
+
+        def cols(rows: pd.DataFrame) -> list[str]:
+            return [c for c in t.columns.keys() if c in rows.columns and c not in ("as_of_date", "run_id")]
 
         def columns(part: pd.DataFrame) -> dict[str, Any]:
             return {"as_of_date": convert.copy_constant(day.isoformat(), len(part)),
                     "run_id": convert.copy_constant(run_id, len(part)),
-                    **{c: self._copy_column(t, c, part[c]) for c in cols}}
+                    **{c: self._copy_column(t, c, part[c]) for c in cols(part)}}
 
-        def copy(conn: Connection) -> None:
-            convert.copy_batches(conn, t.name, (columns(rows.iloc[start:start + CHUNK_ROWS])
-                                                for start in range(0, n, CHUNK_ROWS)))
+        def copy(conn: Connection) -> int:
+            n = 0
 
-        def insert_rows(conn: Connection) -> None:
-            data: dict[str, list[Any]] = {"as_of_date": [day] * n, "run_id": [run_id] * n}
-            for c in cols:
-                if c == "outstanding":
-                    data[c] = [convert.rubles(v) for v in convert.text_values(rows[c])]
-                elif isinstance(t.c[c].type, Date):
-                    data[c] = [convert.day(v) for v in convert.text_values(rows[c])]
-                else:
-                    data[c] = convert.text_values(rows[c])
-            payload = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
-            for start in range(0, n, 10_000):
-                conn.execute(insert(t), payload[start:start + 10_000])
+            def batches() -> Iterator[dict[str, Any]]:
+                nonlocal n
+                for part in parts():
+                    rows = kept(part)
+                    n += len(rows)
+                    for start in range(0, len(rows), CHUNK_ROWS):
+                        yield columns(rows.iloc[start:start + CHUNK_ROWS])
+
+            convert.copy_batches(conn, t.name, batches())
+            return n
+
+        def insert_rows(conn: Connection) -> int:
+            n = 0
+            for part in parts():
+                rows = kept(part)
+                n += len(rows)
+                data: dict[str, list[Any]] = {"as_of_date": [day] * len(rows), "run_id": [run_id] * len(rows)}
+                for c in cols(rows):
+                    if c == "outstanding":
+                        data[c] = [convert.rubles(v) for v in convert.text_values(rows[c])]
+                    elif isinstance(t.c[c].type, Date):
+                        data[c] = [convert.day(v) for v in convert.text_values(rows[c])]
+                    else:
+                        data[c] = convert.text_values(rows[c])
+                payload = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+                for start in range(0, len(payload), 10_000):
+                    conn.execute(insert(t), payload[start:start + 10_000])
+            return n
 
         def work(conn: Connection) -> int:
             conn.execute(delete(t).where(t.c.as_of_date == day))
-            if n:
-                (copy if self.is_postgres else insert_rows)(conn)
-            return n
+            return (copy if self.is_postgres else insert_rows)(conn)
 
         return self._retrying(work, "collection_plan", day)
 
