@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,7 +219,7 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         # the file is finished before anything is logged, so a failed write never leaves logged
         # rows that the task's retry would log again. (Building the parts for the table as they came,
         # beside its COPY, was slower on 2 cores: 26-28 s for the two against 22-23, and 1.8 GB.)
-        warehouse.replace_plan(run.as_of, run.run_id, lambda: _read_parts(path))
+        warehouse.replace_plan(run.as_of, run.run_id, path)
     act, decided = concat_frames(leaving.act), concat_frames(leaving.decided)
     decisions, reasons = leaving.counts("decision"), leaving.counts("reason")
     leaving.clear()
@@ -249,15 +248,6 @@ def plan(run: Run, pol: Policy, warehouse: Any, *, now: dt.datetime | None = Non
         "reasons": reasons,
         "explanation": explanation,
     }
-
-
-def _read_parts(path: Path) -> Iterator[pd.DataFrame]:
-    """plan.parquet's rows a row group at a time, as the plan's frames (categories included)."""
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(path)
-    for group in range(file.num_row_groups):
-        yield file.read_row_group(group).to_pandas()
 
 
 class _Leaving:

@@ -634,7 +634,7 @@ def test_report_effectiveness_looks_up_only_the_members_it_measures(wh):
     assert set(zip(needed["as_of_date"], needed["document_ref"], strict=True)) == full & asked
 
 
-def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):
+def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch, tmp_path):
     """The plan as build_plan leaves it (text as categories, money in kopecks, missing due days)
     stored exactly, the excluded rows left out, in batches; a new plan of the date replaces it."""
     monkeypatch.setattr(warehouse_module, "CHUNK_ROWS", 2)
@@ -654,27 +654,31 @@ def test_replace_plan_stores_the_plans_rows_but_excluded(wh, monkeypatch):
         "amount": [1, 2, 3, 4, 5],  # not a column of the table: ignored
     })
     assert wh.replace_plan(AS_OF, "run-1", plan.iloc[:2]) == 2
-    # in parts (a function giving them, called again on a retry), the same rows as the whole
-    assert wh.replace_plan(AS_OF, "run-2", lambda: iter([plan.iloc[:3], plan.iloc[3:3], plan.iloc[3:]])) == 4
-    in_parts = sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id")
+    # from its Parquet file, a row group at a time, the same rows as the whole
+    path = tmp_path / "plan.parquet"
+    plan.to_parquet(path, index=False, row_group_size=2)
+    assert wh.replace_plan(AS_OF, "run-2", path) == 4
+    from_file = sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id")
     assert wh.replace_plan(AS_OF, "run-2", plan) == 4
-    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == in_parts
+    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == from_file
 
     class Deadlock(Exception):
         pgcode = "40P01"
 
     calls = []
+    read = Warehouse._plan_file_parts
 
-    def deadlocked_once():  # PostgreSQL aborts the first transaction after a part went in: all again
+    def deadlocked_once(path):  # PostgreSQL aborts the first transaction after a part went in: all again
         calls.append(1)
-        yield plan.iloc[:3]
-        if len(calls) == 1:
-            raise DBAPIError("COPY collection_plan", None, Deadlock())
-        yield plan.iloc[3:]
+        for n, part in enumerate(read(path)):
+            if n == 1 and len(calls) == 1:
+                raise DBAPIError("COPY collection_plan", None, Deadlock())
+            yield part
 
+    monkeypatch.setattr(Warehouse, "_plan_file_parts", staticmethod(deadlocked_once))
     sql(wh, "DELETE FROM collection_plan")
-    assert wh.replace_plan(AS_OF, "run-2", deadlocked_once) == 4 and len(calls) == 2
-    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == in_parts
+    assert wh.replace_plan(AS_OF, "run-2", path) == 4 and len(calls) == 2
+    assert sql(wh, "SELECT * FROM collection_plan ORDER BY document_ref, step_id") == from_file
     rows = sql(wh, "SELECT run_id, as_of_date, document_ref, document_number, partner_ref, partner_name, step_id, "
                    "action, decision, reason, target, due_day, outstanding FROM collection_plan "
                    "ORDER BY document_ref, step_id")
