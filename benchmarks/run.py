@@ -539,6 +539,17 @@ HISTORY = [
     "The aging task reads the references' keys instead of their text where the keys suffice (the payments' "
     "and settlement objects' always, the stages' unless an order's reference is missing or repeated: "
     "`aging.aging_reads`): at 1M 2.06-2.10 -> 1.52-1.54 GB, 18-20 -> 14-16 s, the same snapshot.",
+    "- **The plan in parts** (2026-12-07, the AMD EPYC VM, in a slow spell: every stage and every other "
+    "benchmark 25-90% slower than in the morning's run, the 10k compute 0.43 against 0.21 s): "
+    "`plan.plan_parts` builds the plan 250 000 documents at a time (every check is of one document; what "
+    "is per document, the output's categories included, is found once), and the benchmark, as the plan "
+    "task, lets each part go once used. At 1M the plan stage adds 0.75 GB instead of 1.36, the peak "
+    "3 587 -> 3 282 MB; the plan's time unchanged (same process, interleaved: whole 2.37 s median, parts "
+    "2.30); the parts equal the whole plan, every column and type, at 1M with the benchmark's register. "
+    "The compute's 1M median in this run, 5.93 s, misses the 5 s target the morning's run met (4.56 s) "
+    "for the spell, not the plan (its share grew as much as the others'). Around the compute, the plan "
+    "task writes each part to plan.parquet and the plan table takes it back from the file: "
+    "2.15 -> 1.4 GB, 46-49 -> 50-52 s.",
     "",
 ]
 
@@ -712,11 +723,14 @@ def _memory_lines(co: dict[str, Any]) -> list[str]:
     from benchmarks.bench_compute import MEMORY_TARGET_MB
 
     left = MEMORY_TARGET_MB - r["input_rss_mb"]
-    text += (f" Against a 2 GB peak that leaves the compute {_fmt(left)} MB, and it adds {_fmt(r['compute_rss_mb'])} MB "
-             "(the plan alone builds a row per document and step beside the input). References held as 16-byte "
-             "numbers from the client's pages to where rows leave the pipeline would take "
-             f"{_fmt(inp['reference_text'] - inp['reference_as_numbers_mb'])} MB off the input, and the plan's output "
-             "would still have to be built and written in parts: no smaller working set in one stage closes the gap.")
+    added = r.get("stage_added_rss_mb") or {}
+    text += (f" Against a 2 GB peak that leaves the compute {_fmt(left)} MB, and it adds {_fmt(r['compute_rss_mb'])} MB; "
+             f"the stages add {_fmt(added.get('normalise', 0))} MB (normalise: the frames, beside the input they come "
+             f"from), {_fmt(added.get('aging', 0))} MB (aging) and {_fmt(added.get('plan', 0))} MB (the plan, built in "
+             "parts of documents, `plan.plan_parts`, each let go as the plan task writes it) to what they start from. "
+             "References held as 16-byte numbers from the client's pages to where rows leave the pipeline would take "
+             f"{_fmt(inp['reference_text'] - inp['reference_as_numbers_mb'])} MB off the input and more off the "
+             "frames; no smaller working set in one stage closes the gap while the input holds their text.")
     return ["", text]
 
 
