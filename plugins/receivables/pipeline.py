@@ -362,10 +362,12 @@ def _log_frame(rows: pd.DataFrame, run: Run, *, detail_col: str | None = None) -
 
 
 def acting_rows(run: Run, action: str) -> pd.DataFrame:
-    p = pd.read_parquet(run.folder / "plan.parquet")
+    """The plan's rows that `action` acts on, read as such: at a million open documents the plan
+    is 4.6M rows, an action's ~0.4M (the email task's peak 2.5 -> 0.9 GB reading them)."""
+    p = pd.read_parquet(run.folder / "plan.parquet", filters=[("decision", "==", "act"), ("action", "==", action)])
     for col in ("document_date", "due_day", "due_date", "anchor_date"):
         p[col] = p[col].astype("datetime64[s]")
-    return plain_text(p.loc[p["decision"].eq("act") & p["action"].eq(action)].reset_index(drop=True))
+    return plain_text(p.reset_index(drop=True))
 
 
 # -- record and report ----------------------------------------------------------------

@@ -291,3 +291,9 @@ def test_a_plan_built_in_parts_stores_logs_and_registers_what_one_part_does(worl
         assert got[0] == stats
         pd.testing.assert_frame_equal(got[1], file)
         assert got[2:] == (stored, logged, registered)
+    # each action task reads its rows of the file, and only those
+    run = pipeline.Run(AS_OF, "parts-of-3", mode, folder)
+    for action in ("email", "task", "case"):
+        want = file.loc[file["decision"].eq("act") & file["action"].eq(action)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(pipeline.acting_rows(run, action), want, check_dtype=False)
+        assert len(want) == stats["to_act"][action]
