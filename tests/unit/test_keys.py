@@ -175,7 +175,13 @@ def test_key_positions_find_what_positions_finds_on_the_text(keys, index):
 def test_categorical_references_give_what_their_text_gives(keys, index, other):
     """The frames' categorical columns (`frames.CATEGORICAL`) are looked up per category:
     positions, membership, lookups and concatenation give what the same text gives."""
-    from receivables.domain.frames import concat_frames, lookup, member, text_category
+    from receivables.domain.frames import (
+        concat_frames,
+        lookup,
+        member,
+        text_category,
+        used_categories,
+    )
 
     text, universe = pd.Series(keys, dtype="str"), pd.Series(index, dtype="str")
     cat = text_category(text)
@@ -191,6 +197,14 @@ def test_categorical_references_give_what_their_text_gives(keys, index, other):
                                                                         "n": 2})])
     assert both["r"].dtype == "category" and list(both.columns) == ["r", "n"]
     assert both["r"].astype("str").tolist() == pd.Series(keys + other, dtype="str").tolist()
+    # one categorical type in every frame: concatenated as it is; only the used categories kept
+    same = concat_frames([pd.DataFrame({"r": cat}), pd.DataFrame({"r": cat.iloc[::-1]})])
+    assert same["r"].dtype == cat.dtype
+    assert same["r"].astype("str").tolist() == pd.Series(keys + keys[::-1], dtype="str").tolist()
+    some = cat.iloc[: len(cat) // 2]
+    used = used_categories(some)
+    assert used.astype("str").tolist() == some.astype("str").tolist()
+    assert list(used.cat.categories) == sorted(set(some.dropna().astype("str")))
 
 
 # -- the compute gives the same with the keys as without ---------------------------------
