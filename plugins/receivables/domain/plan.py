@@ -234,9 +234,7 @@ def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     (`packed_text_key`) are packed into one integer and sorted by one stable argsort where they
     fit in 63 bits (1C numbers do: a million documents 1.0 -> ~0.4 s); otherwise one Arrow sort
     of both keys, whose string comparisons stay within a date."""
-    numbers = arrow_str(docs["document_number"])
-    if isinstance(numbers, pa.ChunkedArray):
-        numbers = numbers.combine_chunks()
+    numbers = _one_chunk(arrow_str(docs["document_number"]))
     seconds = docs["document_date"].to_numpy(dtype="datetime64[s]").view("int64")
     nat = seconds == np.iinfo("int64").min
     packed = _packed_order_key(seconds, nat, numbers)
@@ -317,9 +315,7 @@ def _take(values: pd.Series, indices: np.ndarray, order: np.ndarray | None = Non
     if order is not None:
         indices = order[indices]
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        source = pa.array(arr)
-        if isinstance(source, pa.ChunkedArray):
-            source = source.combine_chunks()
+        source = _one_chunk(pa.array(arr))
         missing = indices < 0
         picked = pa.array(indices, mask=missing) if missing.any() else pa.array(indices)
         return pd.arrays.ArrowStringArray(source.take(picked), dtype=arr.dtype)
@@ -360,7 +356,11 @@ def _coded_category(coded: tuple[np.ndarray, pd.CategoricalDtype], indices: np.n
 
 
 def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """`values` as one Arrow array: a single chunk as it is (`combine_chunks` copies even that;
+    a plan's parts take from the same documents' text each time)."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
 
 
 def _part_bounds(ranks: np.ndarray, part_documents: int) -> Iterator[tuple[int, int]]:
