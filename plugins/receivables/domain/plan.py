@@ -276,21 +276,28 @@ def _packed_order_key(seconds: np.ndarray, nat: np.ndarray, numbers: pa.Array) -
     return (((day << 1) | missing) << bits) | key
 
 
-def _expand_index(doc_pool: pd.Series, step_pool: pd.Series, doc_order: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The candidates of `docs.merge(steps, on="pool", how="left")` with the documents taken
-    in `doc_order`, as integer positions: (document row, step row or -1, the document's place
-    in `doc_order`) of each candidate, every document once per step of its pool (in policy
-    order), or once without a step. The places ascend along the candidates: per-document
-    tables indexed by place are read in order, where indexing by row jumps around."""
+def _pool_steps(step_pool: pd.Series) -> tuple[pd.Index, np.ndarray]:
+    """(the pools' names in policy order, a table of each pool's step rows padded with -1 and a
+    last row for no pool): what `_expand_index` expands documents by, found once per plan."""
     names = pd.Index(pd.unique(step_pool))
     by_pool = [np.flatnonzero(step_pool.eq(name).to_numpy(dtype=bool)) for name in names]
     width = max([len(ix) for ix in by_pool], default=1)
     table = np.full((len(names) + 1, width), -1, dtype="int64")  # last row: no pool
     for k, ix in enumerate(by_pool):
         table[k, :len(ix)] = ix
-    pool = positions(doc_pool, names)[doc_order]
-    pool = np.where(pool < 0, len(names), pool)
+    return names, table
+
+
+def _expand_index(doc_pool: np.ndarray, table: np.ndarray, doc_order: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates of `docs.merge(steps, on="pool", how="left")` with the documents taken
+    in `doc_order`, as integer positions: (document row, step row or -1, the document's place
+    in `doc_order`) of each candidate, every document once per step of its pool (in policy
+    order), or once without a step. `doc_pool`: each document's pool as a row of `table`
+    (`_pool_steps`; -1: none). The places ascend along the candidates: per-document tables
+    indexed by place are read in order, where indexing by row jumps around."""
+    pool = doc_pool[doc_order]
+    pool = np.where(pool < 0, len(table) - 1, pool)
     counts = np.maximum((table >= 0).sum(axis=1), 1)[pool]
     # positions in 32 bits where they fit (the candidates, and twice the documents: the assignee's
     # doubled rows): three candidate-sized arrays and everything taken through them, half the memory
@@ -646,7 +653,7 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
 
     def _part(doc_order: np.ndarray) -> pd.DataFrame:
         """The plan of the documents at `doc_order` (rows of `docs` in the plan's order)."""
-        di, si, place = _expand_index(docs["pool"], steps["pool"], doc_order)
+        di, si, place = _expand_index(doc_pool, pool_table, doc_order)
         taking = {col: pool.submit(_step_integers, steps[col], si) for col in ("step_rank", "deadline_business_days")}
         for col in doc_columns:
             if col in coded:
@@ -812,6 +819,10 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
         ordering = pool.submit(_document_order, docs[["document_number", "document_date"]])
         pool_code, pool_names = _pool_codes(docs, (distinct, partner_code), shared.segments, policy)
         docs["pool"] = _take(pd.Series(pool_names, dtype="str"), pool_code)
+        # each document's pool as a row of the pools' step table: looked up among the few pools
+        # once, where each part hashed every document's pool name again
+        step_pools, pool_table = _pool_steps(steps["pool"])
+        doc_pool = np.append(positions(pd.Series(pool_names, dtype="str"), step_pools), -1)[pool_code]
         doc_reason = _document_reasons(docs, pool_code, (distinct, partner_code), shared.segments, policy)
         # the documents' columns the output takes: categories' codes found once for every part (so
         # that the parts share their categories), text in one chunk (a part takes from it)
