@@ -456,27 +456,29 @@ def _settlement_objects(raw: Mapping[str, RawSet]) -> pd.DataFrame:
 def _normalise(raw: Mapping[str, RawSet], done: Callable[[str], Any]) -> dict[str, pd.DataFrame]:
     # the big sets side by side: mostly Arrow, pandas and compiled code that releases the GIL,
     # so both cores of a worker take part. One thread makes the payments (the longest: two joins
-    # of receipts and their lines), the other orders, stages and settlement objects and then
-    # numbers the documents (`frames.domain_keys`) while the payments are still being made; the
-    # settlement objects' numbering follows the payments in theirs. This thread meanwhile makes
-    # the small frames.
-    def documents() -> tuple[dict[str, pd.DataFrame], list]:
+    # of receipts and their lines) and then numbers the settlement objects; the other makes
+    # orders, stages and settlement objects. This thread meanwhile makes the small frames and
+    # then numbers the documents (`frames.domain_keys`). Neither numbering waits for the other:
+    # each needs only the frames, so the two run side by side instead of one after the other.
+    def documents() -> dict[str, pd.DataFrame]:
         made = {}
         for frame, make, source in (("orders", _orders, ORDERS), ("stages", _stages, STAGES),
                                     ("settlement_objects", _settlement_objects, SETTLEMENT_OBJECTS)):
             made[frame] = make(raw)
             done(source)  # (`normalise`'s `consume`)
-        return made, domain_keys(made, "document")
+        return made
 
     def payments() -> tuple[pd.DataFrame, list]:
         made = _payments(raw, done)
-        return made, domain_keys({**by_documents.result()[0], "payments": made}, "settlement")
+        return made, domain_keys({**by_documents.result(), "payments": made}, "settlement")
 
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
         by_documents = pool.submit(documents)
         by_payments = pool.submit(payments)
         small = _small_frames(raw)
-        (frames, document_keys), (paid, settlement_keys) = by_documents.result(), by_payments.result()
+        frames = by_documents.result()
+        document_keys = domain_keys(frames, "document")
+        paid, settlement_keys = by_payments.result()
     return attach_keys({**frames, "payments": paid, **small},
                        {"document": document_keys, "settlement": settlement_keys})
 
