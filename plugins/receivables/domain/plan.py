@@ -831,7 +831,6 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
         for col in doc_columns:
             if col not in CATEGORY_COLUMNS and isinstance(docs[col].array, pd.arrays.ArrowStringArray):
                 docs[col] = pd.arrays.ArrowStringArray(_one_chunk(pa.array(docs[col].array)), dtype=docs[col].dtype)
-        doc_order, doc_rank = ordering.result()
         n_docs = len(docs)
         no_manager = manager_ref.isna().to_numpy()
         if not mgrs.index.is_unique:
@@ -854,6 +853,8 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
         with np.errstate(divide="ignore", invalid="ignore"):
             pct_of = (docs["paid"] * 100.0 / docs["amount"]).to_numpy(dtype="float64")  # a ratio
         holds = _letter_holds(partner_code, distinct, shared.letters, policy, as_of, caps=bool(private_of.any()))
+        # (all of the above while a worker sorts the documents: only the parts need their order)
+        doc_order, doc_rank = ordering.result()
         located_rows = located.result()
         coded = {col: job.result() for col, job in coded.items()}
         for first_doc, last_doc in _part_bounds(doc_rank[doc_order], part_documents):
