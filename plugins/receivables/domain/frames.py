@@ -526,6 +526,41 @@ def domain_keys(frames, domain: str) -> list:
     return _numbering([frames[name][col] for name, col in KEYED[domain] if name in frames])
 
 
+class StepKeys:
+    """`domain_keys` of a domain whose frames are made one after another: `add` numbers a frame's
+    reference columns as soon as the frame exists (numbering on from the ones before, `guid_keys.
+    Numbering`), `result` gives the keys of them all. Frames added in `KEYED`'s order get the keys
+    numbering them together would (first appearance); otherwise, and where the compiled numbering
+    does not apply (fewer than `min_values` references expected, text that is not canonical GUID
+    text, no numba), `result` numbers them together after all."""
+
+    def __init__(self, domain: str, expected: int, *, min_values: int | None = None):
+        from receivables.domain.guid_keys import MIN_VALUES, Numbering
+
+        self.domain = domain
+        self._numbering = Numbering(expected) if expected >= (MIN_VALUES if min_values is None else min_values) else None
+        self._keys: dict[tuple[str, str], object] = {}
+
+    def add(self, frames) -> None:
+        import pyarrow as pa
+
+        for name, col in KEYED[self.domain]:
+            if name not in frames or self._numbering is None:
+                continue
+            arr = arrow_str(frames[name][col])
+            keys = self._numbering.add(arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
+            if keys is None:
+                self._numbering = None
+            else:
+                self._keys[(name, col)] = keys
+
+    def result(self, frames) -> list:
+        columns = [(name, col) for name, col in KEYED[self.domain] if name in frames]
+        if self._numbering is not None and list(self._keys) == columns:
+            return [self._keys[c] for c in columns]
+        return domain_keys(frames, self.domain)
+
+
 def attach_keys(frames, keys: dict) -> dict:
     """`frames` with each domain's keys (`domain_keys`, by domain name) beside their reference
     columns; the frames themselves are not modified."""

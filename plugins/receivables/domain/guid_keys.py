@@ -153,25 +153,41 @@ def guid_keys(chunks, *, min_values: int | None = None) -> np.ndarray | None:
     together: equal text, equal key; null -1; in order of first appearance. None (hash the
     text instead) for fewer than `min_values` values (`MIN_VALUES`), when numba is missing,
     or when some non-null value is not canonical (lower-case) GUID text."""
-    from receivables.domain.frames import text_buffers
-
     n = sum(len(c) for c in chunks)
     if n < (MIN_VALUES if min_values is None else min_values):
         return None
-    number = _kernels()
-    if number is None:
-        return None
-    # room for 70% of the rows distinct before it grows (~24 bytes a row): at most a few probes,
-    # mostly within the cache line of the first slot
-    slots = np.zeros((1 << max(n - 1, 1).bit_length(), 3), dtype=np.uint64)
-    keys = np.empty(n, dtype=np.int64)
-    count, start = 0, 0
-    for chunk in chunks:
-        end = start + len(chunk)
-        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
-        offsets, data = text_buffers(chunk)
-        count, slots = number(data, offsets, valid, _HEX, slots, count, keys[start:end])
-        if count < 0:
+    numbering = Numbering(n)
+    return numbering.add(chunks)
+
+
+class Numbering:
+    """`guid_keys` of text that comes in steps: each `add` numbers its chunks on from the ones
+    before (the same keys as numbering all of them at once), so that a step can run as soon as
+    its text exists. `add` gives None, for this and every later step, once some value is not
+    canonical GUID text or numba is missing: the caller numbers the whole text another way."""
+
+    def __init__(self, expected: int):
+        # room for 70% of `expected` values distinct before it grows (~24 bytes a value): at
+        # most a few probes, mostly within the cache line of the first slot
+        self._slots = np.zeros((1 << max(expected - 1, 1).bit_length(), 3), dtype=np.uint64)
+        self._count = 0
+        self._number = _kernels()
+
+    def add(self, chunks) -> np.ndarray | None:
+        from receivables.domain.frames import text_buffers
+
+        if self._number is None:
             return None
-        start = end
-    return keys
+        keys = np.empty(sum(len(c) for c in chunks), dtype=np.int64)
+        start = 0
+        for chunk in chunks:
+            end = start + len(chunk)
+            valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+            offsets, data = text_buffers(chunk)
+            count, self._slots = self._number(data, offsets, valid, _HEX, self._slots, self._count, keys[start:end])
+            if count < 0:
+                self._number = None
+                return None
+            self._count = count
+            start = end
+        return keys

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -32,6 +32,7 @@ from receivables.domain.frames import (
     MONEY,
     REF,
     TEXT,
+    StepKeys,
     attach_keys,
     categorical_text,
     category_parts,
@@ -428,6 +429,12 @@ def normalise(raw: Mapping[str, RawSet], *, consume: bool = False) -> dict[str, 
 #: the big documents' entity sets (as `onec.schema.READ_SETS` names them)
 ORDERS, STAGES, SETTLEMENT_OBJECTS = ("Document_ЗаказКлиента", "Document_ЗаказКлиента_ЭтапыГрафикаОплаты",
                                       "Catalog_ОбъектыРасчетов")
+#: (source, receipts' set, their lines' set) of the payments
+PAYMENT_SETS = (
+    ("bank", "Document_ПоступлениеБезналичныхДенежныхСредств",
+     "Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"),
+    ("cash", "Document_ПриходныйКассовыйОрдер", "Document_ПриходныйКассовыйОрдер_РасшифровкаПлатежа"),
+)
 
 
 def _orders(raw: Mapping[str, RawSet]) -> pd.DataFrame:
@@ -456,27 +463,41 @@ def _settlement_objects(raw: Mapping[str, RawSet]) -> pd.DataFrame:
 def _normalise(raw: Mapping[str, RawSet], done: Callable[[str], Any]) -> dict[str, pd.DataFrame]:
     # the big sets side by side: mostly Arrow, pandas and compiled code that releases the GIL,
     # so both cores of a worker take part. One thread makes the payments (the longest: two joins
-    # of receipts and their lines) and then numbers the settlement objects; the other makes
-    # orders, stages and settlement objects. This thread meanwhile makes the small frames and
-    # then numbers the documents (`frames.domain_keys`). Neither numbering waits for the other:
-    # each needs only the frames, so the two run side by side instead of one after the other.
-    def documents() -> dict[str, pd.DataFrame]:
+    # of receipts and their lines); the other makes orders, stages and settlement objects and
+    # numbers the settlement references they hold, which the payments' thread then numbers on
+    # with the payments' (`frames.StepKeys`). This thread meanwhile makes the small frames and
+    # then numbers the documents (`frames.domain_keys`). No numbering waits for another to end.
+    def documents() -> None:
         made = {}
-        for frame, make, source in (("orders", _orders, ORDERS), ("stages", _stages, STAGES),
-                                    ("settlement_objects", _settlement_objects, SETTLEMENT_OBJECTS)):
-            made[frame] = make(raw)
-            done(source)  # (`normalise`'s `consume`)
-        return made
+        try:
+            for frame, make, source in (("orders", _orders, ORDERS), ("stages", _stages, STAGES),
+                                        ("settlement_objects", _settlement_objects, SETTLEMENT_OBJECTS)):
+                made[frame] = make(raw)
+                done(source)  # (`normalise`'s `consume`)
+        except BaseException as exc:
+            documents_made.set_exception(exc)
+            raise
+        documents_made.set_result(made)  # the documents' numbering starts on this
+        settlements.add(made)  # the orders' and the objects' settlement references, numbered now
 
     def payments() -> tuple[pd.DataFrame, list]:
         made = _payments(raw, done)
-        return made, domain_keys({**by_documents.result(), "payments": made}, "settlement")
+        by_documents.result()  # the orders' and objects' settlement references are numbered
+        settlements.add({"payments": made})  # numbered on from theirs
+        return made, settlements.result({**documents_made.result(), "payments": made})
 
+    # the settlement numbering in two steps: the orders' and objects' references while the
+    # payments are being made, the payments' once they are (numbered whole after the payments,
+    # it was the one thread still working at the end)
+    settlements = StepKeys("settlement", sum(len(raw[name]) for name in (
+        ORDERS, SETTLEMENT_OBJECTS, *(rows for _, _, rows in PAYMENT_SETS))))
+
+    documents_made: Future = Future()
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
         by_documents = pool.submit(documents)
         by_payments = pool.submit(payments)
         small = _small_frames(raw)
-        frames = by_documents.result()
+        frames = documents_made.result()
         document_keys = domain_keys(frames, "document")
         paid, settlement_keys = by_payments.result()
     return attach_keys({**frames, "payments": paid, **small},
@@ -524,11 +545,7 @@ def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
 
 def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda name: None) -> pd.DataFrame:
     parts = []
-    for source, header, rows in (
-        ("bank", "Document_ПоступлениеБезналичныхДенежныхСредств",
-         "Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"),
-        ("cash", "Document_ПриходныйКассовыйОрдер", "Document_ПриходныйКассовыйОрдер_РасшифровкаПлатежа"),
-    ):
+    for source, header, rows in PAYMENT_SETS:
         head = _rename(raw[header], {
             "Ref_Key": "payment_ref", "Number": "payment_number", "Date": "payment_date",
             "Posted": "posted", "DeletionMark": "deleted", "Организация_Key": "organization_ref",
