@@ -550,6 +550,23 @@ HISTORY = [
     "for the spell, not the plan (its share grew as much as the others'). Around the compute, the plan "
     "task writes each part to plan.parquet and the plan table takes it back from the file: "
     "2.15 -> 1.4 GB, 46-49 -> 50-52 s.",
+    "- **No thread waits for another's numbering** (2026-12-07, later: the AMD EPYC VM in a noisy spell, "
+    "the same 1M compute 4.9-6.8 s from run to run, so each change was judged by interleaved pairs in one "
+    "process, old code against new, on the same frames, with equal results). Normalise's last 0.6-0.8 s "
+    "at 1M had one thread numbering the settlement references, which waited for the payments and for "
+    "the documents' numbering: the documents are now numbered as soon as their frames exist and the "
+    "settlement references in two steps (`frames.StepKeys`: the orders' and objects' while the payments "
+    "are being made, the payments' on from them, the same keys): normalise median 2.43 -> 2.12 s, then "
+    "2.22 -> 1.89 and 2.13 -> 2.08 s (eight pairs each), its peak ~0.15 GB higher (two numbering "
+    "tables at once), still below aging's and the plan's. The plan does the per-document work that "
+    "needs no order while a worker sorts the documents (1.66 -> 1.57 s) and finds each document's pool "
+    "once rather than per part. Measured and dropped: two plan parts in flight (parts of 250k: +0.17-0.19 "
+    "GB, no faster; of 125k: -0.08 GB, no faster: the parts' own thread is the bound), aging's payment "
+    "totals found beside the stages' dating (no faster), the extract's raw sets read on demand as "
+    "normalise asks for them (2.64-2.66 against 2.58-2.62 GB: normalise's own temporaries make its "
+    "peak). Around the compute, the gate names a stage's or a receipt's line by its reference and "
+    "line number for the failing rows only, and checks stage totals and self-settled payments over "
+    "every order on integer keys: validate task at 1M 2.22 -> 1.94 GB, 9.9 -> 8 s.",
     "",
 ]
 
@@ -731,6 +748,11 @@ def _memory_lines(co: dict[str, Any]) -> list[str]:
              "References held as 16-byte numbers from the client's pages to where rows leave the pipeline would take "
              f"{_fmt(inp['reference_text'] - inp['reference_as_numbers_mb'])} MB off the input and more off the "
              "frames; no smaller working set in one stage closes the gap while the input holds their text.")
+    saved = inp["reference_text"] - inp["reference_as_numbers_mb"]
+    if r.get("peak_rss_mb"):
+        text += (f" Nor would that alone: the peak less the input's saving is still {_fmt(r['peak_rss_mb'] - saved)} MB "
+                 "(the frames mostly share the input's buffers, so their saving is mostly the same bytes); "
+                 "2 GB needs the compute's own working set to shrink as well.")
     return ["", text]
 
 
