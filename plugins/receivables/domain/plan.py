@@ -654,14 +654,6 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
     def _part(doc_order: np.ndarray) -> pd.DataFrame:
         """The plan of the documents at `doc_order` (rows of `docs` in the plan's order)."""
         di, si, place = _expand_index(doc_pool, pool_table, doc_order)
-        taking = {col: pool.submit(_step_integers, steps[col], si) for col in ("step_rank", "deadline_business_days")}
-        for col in doc_columns:
-            if col in coded:
-                taking[col] = pool.submit(_coded_category, coded[col], place, doc_order)
-            else:
-                taking[col] = pool.submit(_take, docs[col], place, doc_order)
-        for col in ("step_id", "action", "template"):
-            taking[col] = pool.submit(_take_category, steps[col], si)
         no_step = si < 0
 
         def per_candidate(values: np.ndarray) -> np.ndarray:
@@ -672,6 +664,44 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
 
         def doc_col(col: str) -> np.ndarray:
             return per_candidate(docs[col].to_numpy())
+
+        def targets():
+            """The candidates' targets (a worker finds them while this thread settles the reasons):
+            (is_email, assignee_missing, address, target_at, the jobs taking their columns)."""
+            # manager positions per document, chosen per candidate
+            is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
+            is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
+            by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
+            # assignee: the order's manager, the partner's for partner_manager steps; a case
+            # goes to the order's manager, else the partner's
+            use_main = np.where(is_case, per_candidate(no_manager), by_partner)
+            assignee_at = np.where(use_main, di + n_docs, di)
+            # positions among the few managers and addresses: int32 per candidate
+            assignee_mgr = np.where(use_main, per_candidate(main_manager.astype(np.int32)),
+                                    per_candidate(order_manager.astype(np.int32)))
+            assignee_missing = np.where(use_main, per_candidate(main_ref.isna().to_numpy()),
+                                        per_candidate(no_manager))
+            contact_mgr = per_candidate(contact_manager.astype(np.int32))
+            address = per_candidate(address_of)
+            target_at = assignee_mgr.copy()  # built in place: three passes, one new array
+            np.add(target_at, len(recipients), out=target_at, where=assignee_mgr >= 0)
+            np.copyto(target_at, address, where=is_email)
+            jobs = {"assignee_ref": pool.submit(_coded_category, coded["assignee_ref"], assignee_at)}
+            for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
+                                 ("manager_phone", "phone")):
+                jobs[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
+            jobs["target"] = pool.submit(_take_category, target_from, target_at)
+            return is_email, assignee_missing, address, target_at, jobs
+
+        targeting = pool.submit(targets)
+        taking = {col: pool.submit(_step_integers, steps[col], si) for col in ("step_rank", "deadline_business_days")}
+        for col in doc_columns:
+            if col in coded:
+                taking[col] = pool.submit(_coded_category, coded[col], place, doc_order)
+            else:
+                taking[col] = pool.submit(_take, docs[col], place, doc_order)
+        for col in ("step_id", "action", "template"):
+            taking[col] = pool.submit(_take_category, steps[col], si)
 
         # due day of every candidate
         anchor_is_date = _per_step(steps["anchor"].eq("document_date").to_numpy(dtype=bool), False)[si]
@@ -744,30 +774,8 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
         give(superseded, "superseded")
         del rows, document, action, order, first, superseded
 
-        # targets: manager positions per document, chosen per candidate
-        is_email = _per_step(steps["action"].eq("email").to_numpy(dtype=bool), False)[si]
-        is_case = _per_step(steps["action"].eq("case").to_numpy(dtype=bool), False)[si]
-        by_partner = _per_step(steps["assignee"].eq("partner_manager").to_numpy(dtype=bool), False)[si]
-        # assignee: the order's manager, the partner's for partner_manager steps; a case
-        # goes to the order's manager, else the partner's
-        use_main = np.where(is_case, per_candidate(no_manager), by_partner)
-        assignee_at = np.where(use_main, di + n_docs, di)
-        # positions among the few managers and addresses: int32 per candidate
-        assignee_mgr = np.where(use_main, per_candidate(main_manager.astype(np.int32)),
-                                per_candidate(order_manager.astype(np.int32)))
-        assignee_missing = np.where(use_main, per_candidate(main_ref.isna().to_numpy()), per_candidate(no_manager))
-        contact_mgr = per_candidate(contact_manager.astype(np.int32))
-        address = per_candidate(address_of)
-        target_at = assignee_mgr.copy()  # built in place: three passes, one new array
-        np.add(target_at, len(recipients), out=target_at, where=assignee_mgr >= 0)
-        np.copyto(target_at, address, where=is_email)
-        del use_main, assignee_mgr, is_case, by_partner
-        taking["assignee_ref"] = pool.submit(_coded_category, coded["assignee_ref"], assignee_at)
-        for col, source in (("manager_name", "manager_name"), ("manager_email", "email"),
-                             ("manager_phone", "phone")):
-            taking[col] = pool.submit(_take_category, mgrs[source], contact_mgr)
-        taking["target"] = pool.submit(_take_category, target_from, target_at)
-        del assignee_at, contact_mgr  # the jobs hold them while they need them
+        is_email, assignee_missing, address, target_at, jobs = targeting.result()
+        taking.update(jobs)
         out = {}
         out["anchor_date"] = anchor
         out["due_day"] = due_day
