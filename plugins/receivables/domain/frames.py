@@ -511,7 +511,9 @@ def _numbering(columns) -> list:
         chunks += arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     if not chunks:
         return [np.empty(0, dtype="int64") for _ in columns]
-    codes = guid_keys(chunks)  # GUID text as numbers: several times faster than hashing text
+    # GUID text as numbers: several times faster than hashing text. A domain's references
+    # mostly name the things of its longest column (every order, every settlement object)
+    codes = guid_keys(chunks, distinct=max(len(v) for v in columns))
     if codes is None:
         # combine_chunks unifies the chunks' dictionaries: one numbering for all
         codes = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
@@ -534,11 +536,13 @@ class StepKeys:
     does not apply (fewer than `min_values` references expected, text that is not canonical GUID
     text, no numba), `result` numbers them together after all."""
 
-    def __init__(self, domain: str, expected: int, *, min_values: int | None = None):
+    def __init__(self, domain: str, expected: int, *, distinct: int | None = None,
+                 min_values: int | None = None):
         from receivables.domain.guid_keys import MIN_VALUES, Numbering
 
         self.domain = domain
-        self._numbering = Numbering(expected) if expected >= (MIN_VALUES if min_values is None else min_values) else None
+        self._numbering = (Numbering(expected, distinct=distinct)
+                           if expected >= (MIN_VALUES if min_values is None else min_values) else None)
         self._keys: dict[tuple[str, str], object] = {}
 
     def add(self, frames) -> None:

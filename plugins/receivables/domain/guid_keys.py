@@ -148,15 +148,16 @@ def available() -> bool:
     return _kernels() is not None
 
 
-def guid_keys(chunks, *, min_values: int | None = None) -> np.ndarray | None:
+def guid_keys(chunks, *, min_values: int | None = None, distinct: int | None = None) -> np.ndarray | None:
     """int64 keys of the text `chunks` (Arrow string or large_string arrays) numbered
     together: equal text, equal key; null -1; in order of first appearance. None (hash the
     text instead) for fewer than `min_values` values (`MIN_VALUES`), when numba is missing,
-    or when some non-null value is not canonical (lower-case) GUID text."""
+    or when some non-null value is not canonical (lower-case) GUID text. `distinct`: how
+    many distinct values to make room for (`Numbering`)."""
     n = sum(len(c) for c in chunks)
     if n < (MIN_VALUES if min_values is None else min_values):
         return None
-    numbering = Numbering(n)
+    numbering = Numbering(n, distinct=distinct)
     return numbering.add(chunks)
 
 
@@ -166,10 +167,13 @@ class Numbering:
     its text exists. `add` gives None, for this and every later step, once some value is not
     canonical GUID text or numba is missing: the caller numbers the whole text another way."""
 
-    def __init__(self, expected: int):
-        # room for 70% of `expected` values distinct before it grows (~24 bytes a value): at
-        # most a few probes, mostly within the cache line of the first slot
-        self._slots = np.zeros((1 << max(expected - 1, 1).bit_length(), 3), dtype=np.uint64)
+    def __init__(self, expected: int, *, distinct: int | None = None):
+        # room for `distinct` values (by default, 70% of the `expected` ones) before the table
+        # grows, at 24 bytes a slot: at most a few probes, mostly within the first slot's cache
+        # line. References repeat (a document's stages, lines and objects name it again), so a
+        # caller that knows roughly how many things they name spares the table half its size
+        room = expected if distinct is None else -(-10 * distinct // 7)
+        self._slots = np.zeros((1 << max(room - 1, 1).bit_length(), 3), dtype=np.uint64)
         self._count = 0
         self._number = _kernels()
 

@@ -489,8 +489,8 @@ def _normalise(raw: Mapping[str, RawSet], done: Callable[[str], Any]) -> dict[st
     # the settlement numbering in two steps: the orders' and objects' references while the
     # payments are being made, the payments' once they are (numbered whole after the payments,
     # it was the one thread still working at the end)
-    settlements = StepKeys("settlement", sum(len(raw[name]) for name in (
-        ORDERS, SETTLEMENT_OBJECTS, *(rows for _, _, rows in PAYMENT_SETS))))
+    lengths = [len(raw[ORDERS]), len(raw[SETTLEMENT_OBJECTS]), sum(len(raw[rows]) for _, _, rows in PAYMENT_SETS)]
+    settlements = StepKeys("settlement", sum(lengths), distinct=max(lengths))  # (as `frames._numbering`)
 
     documents_made: Future = Future()
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
