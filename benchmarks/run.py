@@ -567,6 +567,21 @@ HISTORY = [
     "peak). Around the compute, the gate names a stage's or a receipt's line by its reference and "
     "line number for the failing rows only, and checks stage totals and self-settled payments over "
     "every order on integer keys: validate task at 1M 2.22 -> 1.94 GB, 9.9 -> 8 s.",
+    "- **A numbering table for the things, not the references** (2026-12-07, afternoon: the same VM, "
+    "noisy; judged by interleaved pairs in one process on the same 1M frames, equal results). The GUID "
+    "numbering's table was sized for every reference numbered (7.9M document references: 2^23 slots of "
+    "24 bytes, 201 MB, two such tables at once), though they name 2.86M documents and 2.34M settlement "
+    "objects; it is now sized for a domain's longest column (`guid_keys.Numbering(distinct=...)`), "
+    "growing if that falls short: normalise adds 1268 -> 1107 MB at its peak (eight pairs), time "
+    "unchanged (2.06 -> 2.02 s); the extract task (`bench_tasks`) 2.68-2.74 -> 2.63-2.67 GB. The plan's "
+    "targets (assignees, managers, addresses) are found by a worker while the part's thread works out "
+    "due days and reasons: plan 2.05 -> 1.95 and 2.08 -> 1.89 s (8 and 10 pairs). Where the peak is now, "
+    "sampled every 10 ms through a run at 1M: normalise 3.03-3.08 GB, aging 3.22-3.28 GB (it starts at "
+    "2.77-2.79 GB: the input, 1.87 GB, and the frames' own buffers beside it), the plan 2.89-2.94 GB. "
+    "With normalise consuming its input as the extract task does (`normalise(consume=True)`; the "
+    "benchmark keeps its input for the next run, so it does not), the same run peaks at 2.77 GB in "
+    "normalise, 2.54 in aging and 1.6 in the plan: the input's text, held from the client to the "
+    "writers, is what stands above 2 GB.",
     "",
 ]
 
