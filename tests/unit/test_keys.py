@@ -144,18 +144,18 @@ def test_step_keys_number_frames_as_they_come_as_numbering_them_together_would(d
     assert [g.tolist() for g in got] == [w.tolist() for w in want]
 
 
-@pytest.mark.parametrize("room", [None, 1, 3000, 4000])
+@pytest.mark.parametrize(("room", "grows"), [(None, True), (1, True), (2000, True), (4000, False)])
 @pytest.mark.parametrize("sizes", [[4000], [2000, 2000], [1500, 1, 2499], [2000, 0, 1000, 1000]])
-def test_guid_keys_table_grows_and_keeps_every_key(sizes, room):
+def test_guid_keys_table_grows_and_keeps_every_key(sizes, room, grows):
     """The compiled table is sized for 70% of the rows distinct (or for the `distinct` values the
     caller expects, `room`) and grows when fuller: values numbered before it grows (in earlier chunks)
-    keep their keys, repeats after it find them; a caller's estimate short of the truth (here
-    3990 distinct) costs growing, never a key."""
+    keep their keys, repeats after it find them; a caller's estimate short of the truth (1 or 2000
+    for these 3990 distinct values) costs growing, never a key."""
     import uuid
 
     import pyarrow as pa
 
-    from receivables.domain.guid_keys import guid_keys
+    from receivables.domain.guid_keys import Numbering
 
     rng = np.random.default_rng(7)
     distinct = [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i)) for i in range(3990)]
@@ -163,7 +163,10 @@ def test_guid_keys_table_grows_and_keeps_every_key(sizes, room):
                          distinct[1], distinct[3000], distinct[17], distinct[3988]]
     bounds = np.cumsum([0, *sizes])
     chunks = [pa.array(values[a:b], pa.large_string()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    got = guid_keys(chunks, min_values=0, distinct=room)
+    numbering = Numbering(len(values), distinct=room)
+    first_size = len(numbering._slots)
+    got = numbering.add(chunks)
+    assert (len(numbering._slots) > first_size) == grows  # the growth path is the one under test
     want = pa.chunked_array(chunks).dictionary_encode().combine_chunks().indices
     assert got.tolist() == want.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
 
