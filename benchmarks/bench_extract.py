@@ -8,9 +8,10 @@ scale), with the same ``$select``, ``$orderby``, ``$top`` and ``$skip``:
 
 - **hook**: :class:`~receivables.onec.hook.OneCODataHook` built from an
   ``AIRFLOW_CONN_ONEC_DEFAULT`` connection whose extra carries the page size, then
-  ``fetch_frame`` per set, exactly as ``extract.fetch_raw`` does (retries, error checks,
-  each page decoded by msgspec into the selected fields and turned into Arrow columns as
-  it arrives, de-duplication of rows repeated across pages, progress logging);
+  ``extract.fetch_set`` per set, exactly as the extract task reads 1C (``fetch_frame``:
+  retries, error checks, each page decoded by msgspec into the selected fields and turned
+  into Arrow columns as it arrives, the repeating fields dictionary-encoded, de-duplication
+  of rows repeated across pages, progress logging);
 - **raw**: one keep-alive :mod:`http.client` connection, ``GET`` the same URLs,
   ``json.loads`` each body and keep a set's rows in one list: the least work that still
   yields every row of a set with the standard library (it does not build columns, so the
@@ -84,9 +85,8 @@ def _connection_uri(port: int, page_size: int) -> str:
 
 def read_with_hook(port: int, sets: Sequence[str], page_size: int) -> dict[str, Any]:
     """Read `sets` through OneCODataHook (connection from the environment, as in a task)."""
-    from receivables.extract import ORDER_BY
+    from receivables.extract import fetch_set
     from receivables.onec.hook import OneCODataHook
-    from receivables.onec.schema import READ_SETS
 
     os.environ["AIRFLOW_CONN_ONEC_BENCH"] = _connection_uri(port, page_size)
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def read_with_hook(port: int, sets: Sequence[str], page_size: int) -> dict[str, 
     with OneCODataHook("onec_bench") as client:
         assert client.config.page_size == page_size
         for name in sets:
-            rows += len(client.fetch_frame(name, list(READ_SETS[name]), orderby=ORDER_BY[name]))
+            rows += len(fetch_set(client, name))
     seconds = time.perf_counter() - started
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 

@@ -596,7 +596,7 @@ def _details(doc: dict[str, Any]) -> list[str]:
             "",
             f"Emulator at scale {ex['scale']} in its own process (the server and the client do not share a GIL), "
             f"big sets only ({_fmt(ex['rows'])} rows: {', '.join(f'{k} {_fmt(v)}' for k, v in ex['sets'].items())}). "
-            "Hook: `OneCODataHook` from an `AIRFLOW_CONN_*` connection, `fetch_all` per set as `extract.fetch_raw` does. "
+            "Hook: `OneCODataHook` from an `AIRFLOW_CONN_*` connection, `extract.fetch_set` per set as the extract task reads 1C. "
             "Raw: one keep-alive `http.client` connection, the same URLs, `json.loads`, rows kept per set. "
             "Server share: the part of the raw loop's time spent waiting for the emulator to answer.",
             "",

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from receivables.domain.normalise import as_of_view, normalise
+from receivables.domain.normalise import normalise_as_of
 from receivables.onec.client import ODataClient
 from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
 
@@ -37,17 +38,21 @@ def run_dir(data_dir: Path, as_of: dt.date, run_id: str) -> Path:
 
 
 def fetch_raw(client: ODataClient, *, page_size: int | None = None) -> dict[str, pd.DataFrame]:
-    """Every set the pipeline reads, after checking the publication has them all.
+    """Every set the pipeline reads (`fetch_set`), after checking the publication has them all."""
+    check_published(client)
+    return {name: fetch_set(client, name, page_size=page_size) for name in READ_SETS}
 
-    Each set is a raw frame (`ODataClient.fetch_frame`): columns built page by page, so
-    a company of millions of rows never holds them all as Python dicts.
-    """
+
+def check_published(client: ODataClient) -> None:
+    """That the publication has every set and field the pipeline reads (`NotPublished` names the missing)."""
     client.check_published({name: list(fields) for name, fields in READ_SETS.items()})
-    raw: dict[str, pd.DataFrame] = {}
-    for name, fields in READ_SETS.items():
-        raw[name] = client.fetch_frame(name, list(fields), orderby=ORDER_BY[name], page_size=page_size,
-                                       categorical=REPEATING_FIELDS.get(name, ()))
-    return raw
+
+
+def fetch_set(client: ODataClient, name: str, *, page_size: int | None = None) -> pd.DataFrame:
+    """One set as a raw frame (`ODataClient.fetch_frame`): columns built page by page, so a set of
+    millions of rows is never held as Python dicts."""
+    return client.fetch_frame(name, list(READ_SETS[name]), orderby=ORDER_BY[name], page_size=page_size,
+                              categorical=REPEATING_FIELDS.get(name, ()))
 
 
 def write_frames(frames: dict[str, pd.DataFrame], folder: Path) -> dict[str, str]:
@@ -117,20 +122,35 @@ def _contract_times(df: pd.DataFrame) -> pd.DataFrame:
 
 def extract(client: ODataClient, as_of: dt.date, folder: Path, *,
             extracted_on: dt.date | None = None) -> dict:
-    """Read 1C, keep what existed on `as_of`, write Parquet; return small stats for XCom."""
-    raw = fetch_raw(client)
-    counts_raw = {name: len(rows) for name, rows in raw.items()}
-    frames = as_of_view(normalise(raw, consume=True), as_of, extracted_on=extracted_on)
-    del raw
-    paths = write_frames(frames, folder / "extract")
+    """Read 1C, keep what existed on `as_of`, write Parquet; return small stats for XCom.
+
+    Set by set (`normalise_as_of`): each frame is written as soon as it is made and let go, so the
+    task holds the set being read (a receipt set with its lines: two), the frame being made and the
+    references' numberings, never the whole extract (a worker's memory is sized by this task). The files go to a folder beside the extract's and replace it when every
+    frame is written: a failed or retried run never leaves a mix of two reads of 1C.
+    """
+    check_published(client)
+    target = folder / "extract"
+    partial = folder / "extract.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    paths: dict[str, str] = {}
+    rows: dict[str, int] = {}
+
+    def emit(name: str, df: pd.DataFrame) -> None:
+        paths.update(write_frames({name: df}, partial))
+        rows[name] = len(df)
+
+    counts_raw = normalise_as_of(lambda name: fetch_set(client, name), as_of, emit, extracted_on=extracted_on)
     stats = {
         "as_of": as_of.isoformat(),
         "folder": str(folder),
-        "rows_read": counts_raw,
+        "rows_read": {name: counts_raw[name] for name in READ_SETS},
         "documents_read": counts_raw["Document_ЗаказКлиента"],
-        "frames": {name: len(df) for name, df in frames.items()},
-        "paths": paths,
+        "frames": rows,
+        "paths": {name: str(target / Path(path).name) for name, path in paths.items()},
     }
-    (folder / "extract" / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1))
+    (partial / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=1))
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     log.info("extract as of %s: %s", as_of, stats["frames"])
     return stats

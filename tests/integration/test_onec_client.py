@@ -17,6 +17,7 @@ from receivables.onec.client import (
     ODataAuthError,
     ODataClient,
     ODataConfig,
+    ODataError,
     ODataNotFound,
     ODataProtocolError,
     ODataServerError,
@@ -192,6 +193,46 @@ def test_frame_and_rows_of_every_set_normalise_alike(server):
     left, right = normalise(frames), normalise(rows)
     for name in right:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+def test_extract_writes_the_frames_of_the_whole_read_set_by_set(server, tmp_path):
+    """The extract task reads and normalises set by set (`normalise_as_of`), writing each frame as it
+    is made: its Parquet files hold the frames of reading every set and normalising them together;
+    a rerun into the same folder replaces the extract whole, and a failed one leaves the last good
+    extract as it was."""
+    import pandas as pd
+
+    from receivables.domain.normalise import as_of_view, normalise
+    from receivables.extract import extract, fetch_raw, read_frames
+
+    as_of, today = dt.date(2026, 10, 30), dt.date(2026, 11, 20)
+    with client_for(server) as c:
+        stats = extract(c, as_of, tmp_path, extracted_on=today)
+        whole = as_of_view(normalise(fetch_raw(c)), as_of, extracted_on=today)
+    got = read_frames(tmp_path / "extract")
+    assert set(got) == set(whole) and stats["frames"] == {name: len(df) for name, df in whole.items()}
+    for name, df in whole.items():
+        pd.testing.assert_frame_equal(got[name], df, obj=name)
+    assert stats["rows_read"] == {name: len(server.dataset.rows(name)) for name in READ_SETS}
+    assert stats["documents_read"] > len(whole["orders"]) > 0  # the as-of date cut some
+    assert sorted(p.name for p in (tmp_path / "extract").iterdir()) == sorted(
+        [f"{name}.parquet" for name in whole] + ["stats.json"])
+
+    before = {p.name: p.read_bytes() for p in (tmp_path / "extract").iterdir()}
+    with client_for(server, max_retries=0) as c:
+        calls = {"n": 0}
+        fetch_frame = c.fetch_frame
+
+        def failing(name, *a, **kw):  # the third set read fails: 1C went away mid-extract
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise ODataError("1C went away", status=503)
+            return fetch_frame(name, *a, **kw)
+
+        c.fetch_frame = failing
+        with pytest.raises(ODataError):
+            extract(c, as_of, tmp_path, extracted_on=today)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "extract").iterdir()} == before
 
 
 # -- pages decoded straight into columns (fetch_frame) give what json.loads gives ----------

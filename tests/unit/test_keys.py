@@ -296,3 +296,37 @@ def test_aging_and_plan_on_keys_agree_with_the_row_by_row_reference(compiled, mo
     # and the same from frames without keys (numbered by aging itself)
     bare = {name: df.drop(columns=[c for c in df.columns if c.endswith("_key")]) for name, df in frames.items()}
     pd.testing.assert_frame_equal(compute_aging(bare, AS_OF, bucket_bounds=policy.aging_buckets), aging)
+
+
+@settings(max_examples=150, deadline=None)
+@given(columns=st.lists(st.lists(_ref, max_size=12), max_size=4), odd=st.none() | st.sampled_from(ODD_REFS),
+       where=st.integers(0, 40), compiled=st.booleans())
+def test_running_keys_number_column_by_column_as_numbering_them_together_would(columns, odd, where, compiled):
+    """`RunningKeys` gives each column's keys as it is added, on from the columns before: Arrow's
+    dictionary encoding of all of them together; where a value is not GUID text the compiled
+    numbering hands what it has numbered (`Numbering.seen`) over to Arrow's hashing, keys unchanged."""
+    import pyarrow as pa
+
+    from receivables.domain.frames import RunningKeys
+
+    if odd is not None and columns:
+        k = where % len(columns)
+        columns[k] = columns[k][:where] + [odd] + columns[k][where:]
+    running = RunningKeys(20, distinct=1, min_values=0 if compiled else 10**9)
+    got = [running.add(_column(values, 2)).tolist() for values in columns]
+    text = pa.chunked_array([pa.array(v, pa.large_string()) for v in columns] or [[]], type=pa.large_string())
+    want = text.dictionary_encode().combine_chunks().indices.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
+    assert sum(got, []) == want
+
+
+def test_numbering_hands_over_what_it_numbered_as_guid_text():
+    import uuid
+
+    import pyarrow as pa
+
+    from receivables.domain.guid_keys import Numbering
+
+    values = [str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15) % 2**128)) for i in range(1, 50)] + [GUIDS[0], None]
+    numbering = Numbering(len(values))
+    numbering.add([pa.array(values, pa.large_string())])
+    assert numbering.seen().to_pylist() == list(dict.fromkeys(v for v in values if v is not None))

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -307,3 +308,42 @@ def test_a_consumed_extract_gives_the_same_frames_and_its_big_sets_go():
     assert big <= set(raw) and not big & set(handed)
     assert "Catalog_Партнеры" in handed  # the small sets stay
     assert len(expected["orders"]) > 100
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["clean", "odd-references"])
+@pytest.mark.parametrize("min_values", [None, 0], ids=["arrow-hashing", "compiled-guid-keys"])
+def test_the_extract_set_by_set_gives_the_whole_extracts_frames(min_values, odd):
+    """`normalise_as_of` (the extract task's way: each raw set read when needed and let go, each
+    frame handed on when made) gives `as_of_view(normalise(raw))`'s frames, keys and all; also
+    where a reference that is not GUID text makes the compiled numbering hand over to Arrow's
+    part-way, and with an as-of date that cuts orders, their stages and payments."""
+    from receivables.domain import guid_keys
+    from receivables.domain.normalise import as_of_view, normalise, normalise_as_of
+    from receivables.onec.emulator.generator import generate_company
+
+    end, as_of = dt.date(2026, 11, 20), dt.date(2026, 10, 15)
+    ds = generate_company(seed=6, scale=0.03, end_date=end)
+    raw = _raw_frames({name: [dict(r) for r in ds.rows(name)] for name in ds.names()}, page=41)
+    if odd:
+        stages, lines = raw["Document_ЗаказКлиента_ЭтапыГрафикаОплаты"], \
+            raw["Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа"]
+        stages.loc[3, "Ref_Key"] = "not a reference"
+        lines.loc[5, "ОбъектРасчетов_Key"] = lines.loc[5, "ОбъектРасчетов_Key"].upper()
+        lines.loc[6, "ОбъектРасчетов_Key"] = "   "
+    with pytest.MonkeyPatch.context() as mp:
+        if min_values == 0:
+            mp.setattr(guid_keys, "MIN_VALUES", 0)  # normalise's own numbering compiled as well
+        expected = as_of_view(normalise(raw), as_of, extracted_on=end)
+    fetched: list[str] = []
+    got: dict[str, pd.DataFrame] = {}
+
+    def fetch(name: str) -> pd.DataFrame:
+        fetched.append(name)
+        return raw[name]
+
+    read = normalise_as_of(fetch, as_of, got.__setitem__, extracted_on=end, min_values=min_values)
+    assert sorted(fetched) == sorted(raw) and read == {name: len(raw[name]) for name in fetched}
+    assert list(got) == list(expected)
+    _frames_equal(got, expected)
+    assert len(expected["orders"]) < len(raw["Document_ЗаказКлиента"])  # the as-of date cut some
+    assert len(expected["stages"]) < len(raw["Document_ЗаказКлиента_ЭтапыГрафикаОплаты"])

@@ -528,39 +528,62 @@ def domain_keys(frames, domain: str) -> list:
     return _numbering([frames[name][col] for name, col in KEYED[domain] if name in frames])
 
 
+class RunningKeys:
+    """One domain's keys numbered a column at a time, each column's as soon as it is added, on
+    from the columns before: the keys numbering them all together would give (`_numbering`: first
+    appearance, missing -1), without holding the columns before. GUID text as numbers
+    (`guid_keys.Numbering`) when at least `min_values` references are `expected`; from the first
+    value that is not canonical GUID text on (or without numba, or below that), Arrow's hashing of
+    the text against the distinct values numbered so far."""
+
+    def __init__(self, expected: int, *, distinct: int | None = None, min_values: int | None = None):
+        from receivables.domain.guid_keys import MIN_VALUES, Numbering
+
+        self._numbering = (Numbering(expected, distinct=distinct)
+                           if expected >= (MIN_VALUES if min_values is None else min_values) else None)
+        self._seen = None  # Arrow's way: the distinct text so far, in key order
+
+    def add(self, values):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = arrow_str(values)
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        if self._numbering is not None:
+            keys = self._numbering.add(chunks)
+            if keys is not None:
+                return keys
+            self._seen, self._numbering = self._numbering.seen(), None
+        text = pa.chunked_array([c.cast(pa.large_string()) for c in chunks], type=pa.large_string())
+        seen = self._seen if self._seen is not None else pa.array([], pa.large_string())
+        new = pc.filter(text, pc.and_(pc.is_valid(text), pc.is_null(pc.index_in(text, value_set=seen))))
+        if len(new):  # unique keeps first appearance: the new values are numbered on in that order
+            seen = pa.concat_arrays([seen, pc.unique(new)])
+        self._seen = seen
+        return pc.index_in(text, value_set=seen).fill_null(-1).to_numpy().astype(np.int64, copy=False)
+
+
 class StepKeys:
     """`domain_keys` of a domain whose frames are made one after another: `add` numbers a frame's
-    reference columns as soon as the frame exists (numbering on from the ones before, `guid_keys.
-    Numbering`), `result` gives the keys of them all. Frames added in `KEYED`'s order get the keys
-    numbering them together would (first appearance); otherwise, and where the compiled numbering
-    does not apply (fewer than `min_values` references expected, text that is not canonical GUID
-    text, no numba), `result` numbers them together after all."""
+    reference columns as soon as the frame exists (`RunningKeys`), `result` gives the keys of them
+    all. Frames added in `KEYED`'s order get the keys numbering them together would (first
+    appearance); otherwise `result` numbers them together after all."""
 
     def __init__(self, domain: str, expected: int, *, distinct: int | None = None,
                  min_values: int | None = None):
-        from receivables.domain.guid_keys import MIN_VALUES, Numbering
-
         self.domain = domain
-        self._numbering = (Numbering(expected, distinct=distinct)
-                           if expected >= (MIN_VALUES if min_values is None else min_values) else None)
+        self._running = RunningKeys(expected, distinct=distinct, min_values=min_values)
         self._keys: dict[tuple[str, str], object] = {}
 
     def add(self, frames) -> None:
-        import pyarrow as pa
-
         for name, col in KEYED[self.domain]:
-            if name not in frames or self._numbering is None:
-                continue
-            arr = arrow_str(frames[name][col])
-            keys = self._numbering.add(arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
-            if keys is None:
-                self._numbering = None
-            else:
-                self._keys[(name, col)] = keys
+            if name in frames:
+                self._keys[(name, col)] = self._running.add(frames[name][col])
 
     def result(self, frames) -> list:
         columns = [(name, col) for name, col in KEYED[self.domain] if name in frames]
-        if self._numbering is not None and list(self._keys) == columns:
+        if list(self._keys) == columns:
             return [self._keys[c] for c in columns]
         return domain_keys(frames, self.domain)
 

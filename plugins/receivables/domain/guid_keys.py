@@ -195,3 +195,21 @@ class Numbering:
             self._count = count
             start = end
         return keys
+
+    def seen(self):
+        """The distinct values numbered so far, in key order, as canonical GUID text (a large_string
+        array): what a numbering of the text needs to go on from here where this one declined."""
+        import pyarrow as pa
+
+        taken = self._slots[(self._slots[:, 2] > 0) & (self._slots[:, 2] <= self._count)]
+        words = taken[np.argsort(taken[:, 2]), :2]  # (high, low) by key
+        shifts = np.arange(60, -4, -4, dtype=np.uint64)
+        digits = np.concatenate([(words[:, [w]] >> shifts) & np.uint64(15) for w in (0, 1)], axis=1)
+        text = np.full((len(words), 36), ord("-"), dtype=np.uint8)
+        text[:, _DIGIT_PLACES] = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[digits]
+        offsets = np.arange(0, 36 * (len(words) + 1), 36, dtype=np.int64)
+        return pa.LargeStringArray.from_buffers(len(words), pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+#: where canonical GUID text has its 32 digits (the dashes at 8, 13, 18 and 23 between)
+_DIGIT_PLACES = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
