@@ -655,8 +655,9 @@ def normalise_as_of(fetch: Callable[[str], RawSet], as_of: dt.date, emit: Callab
     raw = _Reads(fetch, read)
     orders = _orders(raw)
     raw.done(ORDERS)
-    # a domain's references name each of its things about three times (an order, its stages and
-    # object; its object, payments): room for the orders' count, grown if that falls short
+    # each domain's columns name its things about three times over (a document: its order, stages
+    # and settlement object; a settlement object: its order, itself and its payments), and there are
+    # about as many of them as orders: room for that many, the table grown if it falls short
     running = {domain: RunningKeys(3 * len(orders), distinct=len(orders), min_values=min_values)
                for domain in KEYED}
 
