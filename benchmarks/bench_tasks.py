@@ -48,10 +48,9 @@ def _step(step: str, url: str, folder: Path, size: int) -> dict[str, Any]:
     if step == "extract":
         from receivables.domain.frames import release_memory
         from receivables.domain.normalise import normalise_as_of
-        from receivables.extract import write_frames
+        from receivables.extract import FrameWriter
 
         sets = _raw_sets(size, folder / "raw")
-        rows: dict[str, int] = {}
         reading = [0.0]
 
         def fetch(name: str) -> Any:  # (the stand-in for 1C's answers, timed apart)
@@ -60,16 +59,16 @@ def _step(step: str, url: str, folder: Path, size: int) -> dict[str, Any]:
             reading[0] += time.perf_counter() - t0
             return df
 
-        def emit(name: str, df: Any) -> None:  # as the extract task writes each frame and lets it go
-            write_frames({name: df}, folder / "extract")
-            rows[name] = len(df)
-
         gc.collect()
         release_memory()
         peak_reset = _reset_peak()  # the peak from here: the split's own is not the task's
         started = time.perf_counter()
-        normalise_as_of(fetch, AS_OF, emit, extracted_on=END)
-        out["rows"] = rows
+        writer = FrameWriter(folder / "extract")  # as the extract task writes each frame and lets it go
+        try:
+            normalise_as_of(fetch, AS_OF, writer, extracted_on=END)
+        finally:
+            writer.close()
+        out["rows"] = writer.rows
         out["read_seconds"] = round(reading[0], 1)  # of `seconds`: reading the raw sets' pickles
         if peak_reset:
             out["peak_rss_mb"] = _status("VmHWM") // 1024

@@ -589,9 +589,10 @@ HISTORY = [
     "made and the references' numberings so far are what it holds. The numberings go on a column at a "
     "time (`frames.RunningKeys`: GUID text as numbers while it is GUID text, then Arrow's hashing against "
     "what they numbered), so the keys are those of the whole extract; at 1M its Parquet equals the old "
-    "extract's, every column. `bench_tasks` at 1M, two interleaved pairs: 2.59-2.62 -> 1.38-1.39 GB, "
-    "normalising and writing 9.3-14.2 -> 13.5-14.5 s (one thread, where normalise used two; reading the "
-    "sets apart). Every task of the pipeline now peaks under 2 GB at 1M (validate's 1.94 GB is the "
+    "extract's, every column. `bench_tasks` at 1M, two interleaved pairs: 2.59-2.62 -> 1.37-1.39 GB, "
+    "normalising and writing 9.3-14.2 -> 13-14.5 s (one thread, where normalise used two; reading the "
+    "sets apart); then, each frame written in a second thread while the next set is read and made "
+    "(`extract.FrameWriter`, one frame written at a time): 8.8-9.7 s at 1.52-1.62 GB. Every task of the pipeline now peaks under 2 GB at 1M (validate's 1.94 GB is the "
     "highest). This benchmark's process still holds the whole input and every frame at once, as it "
     "defines the compute, so its peak is unchanged.",
     "",

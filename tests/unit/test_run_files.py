@@ -11,7 +11,14 @@ from pandas.testing import assert_frame_equal
 from receivables.domain.aging import AGING_READS, TEXT_JOINS, compute_aging
 from receivables.domain.normalise import as_of_view, normalise
 from receivables.domain.plan import explain
-from receivables.extract import SNAPSHOT, read_for_aging, read_frames, read_snapshot, write_frames
+from receivables.extract import (
+    SNAPSHOT,
+    FrameWriter,
+    read_for_aging,
+    read_frames,
+    read_snapshot,
+    write_frames,
+)
 from receivables.onec.emulator.generator import generate_company
 
 END = dt.date(2026, 11, 20)
@@ -32,6 +39,30 @@ def test_frames_read_back_equal_and_only_those_named(tmp_path, frames):
     some = read_frames(tmp_path, ["partners", "orders"])
     assert list(some) == ["partners", "orders"]
     assert_frame_equal(some["orders"], frames["orders"])
+
+
+def test_frame_writer_writes_each_frame_in_turn_and_raises_what_failed(tmp_path, frames):
+    """The extract's writer writes each frame it is handed while the next is made; the files equal
+    `write_frames`' in the order handed; a frame that cannot be written fails the extract at the
+    next frame or at the end, never silently."""
+    writer = FrameWriter(tmp_path / "a")
+    for name, df in frames.items():
+        writer(name, df)
+    paths = writer.close()
+    assert list(paths) == list(frames) and writer.rows == {name: len(df) for name, df in frames.items()}
+    for name, df in read_frames(tmp_path / "a").items():
+        assert_frame_equal(df, frames[name])
+
+    unwritable = pd.DataFrame({"x": [1, "one"]})  # mixed Python objects: Parquet has no type for them
+    writer = FrameWriter(tmp_path / "b")
+    writer("orders", frames["orders"])
+    writer("odd", unwritable)
+    with pytest.raises(ValueError, match="column x"):
+        writer("stages", frames["stages"])
+    writer = FrameWriter(tmp_path / "c")
+    writer("odd", unwritable)
+    with pytest.raises(ValueError, match="column x"):
+        writer.close()
 
 
 def test_filters_read_the_matching_rows_only(tmp_path, frames):
