@@ -59,6 +59,7 @@ def test_frame_writer_writes_each_frame_in_turn_and_raises_what_failed(tmp_path,
     writer("odd", unwritable)
     with pytest.raises(ValueError, match="column x"):
         writer("stages", frames["stages"])
+    assert writer.close() == {"orders": str(tmp_path / "b" / "orders.parquet")}  # the failed one is not named
     writer = FrameWriter(tmp_path / "c")
     writer("odd", unwritable)
     with pytest.raises(ValueError, match="column x"):
