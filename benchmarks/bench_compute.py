@@ -205,20 +205,14 @@ def raw_frames(pages: Iterable[tuple[str, list[dict]]]) -> dict[str, Any]:
     (entity set, page) in order, page by page: as in an extract, a page's dicts are gone
     before the next page is read (a whole company's dicts at once left a few survivors
     in most of the interpreter's small-object arenas, ~0.25 GB at 1M that an extract never holds)."""
-    from receivables.extract import ORDER_BY
-    from receivables.onec.client import _order_fields, frame_from_pages
-    from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
-
-    def frame(name: str, set_pages: Iterable[list[dict]]) -> Any:
-        fields = READ_SETS[name]
-        return frame_from_pages(set_pages, list(fields), _order_fields(ORDER_BY[name]),
-                                REPEATING_FIELDS.get(name, ()))[0]
+    from receivables.extract import frame_of_pages
+    from receivables.onec.schema import READ_SETS
 
     out = {}
     for name, group in itertools.groupby(pages, key=itemgetter(0)):
         if name in READ_SETS:  # (groupby skips the pages of a set left unread)
-            out[name] = frame(name, map(itemgetter(1), group))
-    return {name: out[name] if name in out else frame(name, [[]]) for name in READ_SETS}
+            out[name] = frame_of_pages(name, map(itemgetter(1), group))
+    return {name: out[name] if name in out else frame_of_pages(name, [[]]) for name in READ_SETS}
 
 
 def load_frames(size: int) -> tuple[dict[str, Any], float]:

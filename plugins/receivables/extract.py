@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from receivables.domain.normalise import normalise_as_of
-from receivables.onec.client import ODataClient
-from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
+from receivables.onec.client import ODataClient, _order_fields, frame_from_pages
+from receivables.onec.schema import DATE_FIELDS, READ_SETS, REPEATING_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,18 @@ def fetch_set(client: ODataClient, name: str, *, page_size: int | None = None) -
     """One set as a raw frame (`ODataClient.fetch_frame`): columns built page by page, so a set of
     millions of rows is never held as Python dicts."""
     return client.fetch_frame(name, list(READ_SETS[name]), orderby=ORDER_BY[name], page_size=page_size,
-                              categorical=REPEATING_FIELDS.get(name, ()))
+                              **_encoded(name))
+
+
+def frame_of_pages(name: str, pages: Iterable[list[dict[str, Any]]]) -> pd.DataFrame:
+    """The raw frame `fetch_set` reads of `name`, from pages of its rows as 1C sends them
+    (for benchmarks and tests that have rows, not 1C)."""
+    return frame_from_pages(pages, list(READ_SETS[name]), _order_fields(ORDER_BY[name]), **_encoded(name))[0]
+
+
+def _encoded(name: str) -> dict[str, tuple[str, ...]]:
+    """How the client keeps a set's columns: repeating text dictionary-encoded, timestamps parsed."""
+    return {"categorical": REPEATING_FIELDS.get(name, ()), "dates": DATE_FIELDS.get(name, ())}
 
 
 def write_frames(frames: dict[str, pd.DataFrame], folder: Path) -> dict[str, str]:

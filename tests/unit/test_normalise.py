@@ -57,15 +57,14 @@ def _frames_equal(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> Non
 
 
 def _raw_frames(raw: dict[str, list[dict]], page: int) -> dict[str, pd.DataFrame]:
-    """Each set as the client builds it: pages of `page` rows, converted one by one."""
-    from receivables.onec.client import frame_from_pages
-    from receivables.onec.schema import READ_SETS, REPEATING_FIELDS
+    """Each set as the extract reads it (`extract.fetch_set`): pages of `page` rows, converted one by one."""
+    from receivables.extract import frame_of_pages
+    from receivables.onec.schema import READ_SETS
 
     out = {}
-    for name, fields in READ_SETS.items():
+    for name in READ_SETS:
         rows = raw[name]
-        pages = [rows[i:i + page] for i in range(0, len(rows), page)] or [[]]
-        out[name], _ = frame_from_pages(pages, list(fields), ["Ref_Key"], REPEATING_FIELDS.get(name, ()))
+        out[name] = frame_of_pages(name, [rows[i:i + page] for i in range(0, len(rows), page)] or [[]])
     return out
 
 
@@ -78,6 +77,7 @@ def test_raw_frames_normalise_exactly_like_row_lists():
     frames = _raw_frames(raw, page=37)
     assert str(frames["Document_ЗаказКлиента"]["Ref_Key"].dtype) == "str"  # Arrow-backed text
     assert frames["Document_ЗаказКлиента"]["Партнер_Key"].dtype == "category"  # dictionary-encoded
+    assert frames["Document_ЗаказКлиента"]["Date"].dtype == "datetime64[s]"  # parsed page by page
     assert len(frames["Document_ЗаказКлиента"]) == len(raw["Document_ЗаказКлиента"]) > 0
     _frames_equal(normalise(frames), normalise(raw))
 
@@ -144,6 +144,9 @@ def test_raw_frames_keep_odd_values_for_the_gate_as_row_lists_do():
             (None, None, None)])]
     del raw["Document_ЗаказКлиента"][3]["Статус"]  # a field 1C did not send
     frames = _raw_frames(raw, page=2)
+    # the first page's timestamps were parsed, the second's were not: the column is 1C's text again
+    assert frames["Document_ЗаказКлиента"]["Date"].tolist()[:4] == [
+        "2026-03-20T10:15:00", "3000-01-01T00:00:00", "junk", "0001-01-01T00:00:00"]
     orders = normalise(frames)["orders"]
     _frames_equal(normalise(frames), normalise(raw))
     assert orders["amount"].isna().tolist() == [False, False, False, True, True]  # "12x" stays bad
@@ -164,6 +167,32 @@ def test_raw_frame_dictionary_encodes_text_of_the_fields_asked_and_only_text():
     assert df["a"].isna().sum() == 5
     pd.testing.assert_series_equal(df["b"], plain["b"])  # text on one page, numbers on others
     assert df["k"].dtype == "str"
+
+
+def test_raw_frame_parses_1c_timestamps_page_by_page_and_keeps_any_other_text_as_it_came():
+    """The asked-for timestamp fields become datetime64[s] when every page holds 1C's timestamp
+    text (the empty date, year 3000, missing values and empty pages included); one page of
+    anything else (an impossible day, a date alone, a space for the 'T', a number) leaves the
+    whole column exactly the text the unparsed frame has."""
+    from receivables.onec.client import frame_from_pages
+
+    good = ["2026-03-20T10:15:00", "0001-01-01T00:00:00", "3000-12-31T23:59:59", None, "2024-02-29T00:00:00"]
+
+    def pages(values):
+        rows = [{"k": f"r{i}", "d": v, "e": v} for i, v in enumerate(values)]
+        return [rows[i:i + 2] for i in range(0, len(rows), 2)] + [[]]
+
+    df, _ = frame_from_pages(pages(good), ["k", "d", "e"], ["k"], dates=["d"])
+    assert df["d"].dtype == "datetime64[s]"
+    assert df["d"].tolist()[:3] == [pd.Timestamp("2026-03-20 10:15:00"), pd.Timestamp("0001-01-01").as_unit("s"),
+                                    pd.Timestamp("3000-12-31 23:59:59")]
+    assert df["d"].isna().tolist() == [False, False, False, True, False]
+    assert df["e"].dtype == "str"  # not asked for: text
+    for odd in ("2026-02-30T00:00:00", "2026-11-20", "2026-11-20 10:15:00", "2026-1-05T00:00:00", 20261120):
+        values = [*good, odd]
+        parsed, _ = frame_from_pages(pages(values), ["k", "d"], ["k"], dates=["d"])
+        plain, _ = frame_from_pages(pages(values), ["k", "d"], ["k"])
+        pd.testing.assert_frame_equal(parsed, plain, obj=repr(odd))
 
 
 def test_raw_frame_drops_page_repeats_and_keeps_conflicting_duplicates():
@@ -209,6 +238,10 @@ def test_converters_give_the_same_on_arrow_text_as_on_python_objects():
                             (refs, ref), (refs[:5], ref)):
         arrow = convert(pd.Series(pa.array(values, type=pa.string()), dtype="str"))
         pd.testing.assert_series_equal(arrow, convert(pd.Series(values, dtype=object)))
+    # the client's parsed timestamps (`schema.DATE_FIELDS`): the same days, the empty date missing
+    parsed = pd.Series(pa.array(dates[:4], type=pa.string()).cast(pa.timestamp("s")).to_pandas())
+    assert parsed.dtype == "datetime64[s]"
+    pd.testing.assert_series_equal(date(parsed), date(pd.Series(dates[:4], dtype=object)))
 
 
 _GUID = st.builds(lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}",

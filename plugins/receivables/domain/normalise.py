@@ -245,12 +245,21 @@ def _arrow_days(s: pd.Series) -> np.ndarray | None:
     return parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
 
 
+#: 1C's empty date (0001-01-01T00:00:00): no date
+_EMPTY_DAY = np.datetime64("0001-01-01", "D")
+
+
 def date(s: pd.Series) -> pd.Series:
     """'2026-03-20T10:15:00' -> 2026-03-20 as datetime64[s]; 1C's empty date -> NaT.
 
     Parsed through numpy's datetime64[D] so that years 0001 and 3000 survive parsing
-    and reach the validation gate instead of becoming NaT silently.
+    and reach the validation gate instead of becoming NaT silently. Timestamps the client
+    parsed already (`schema.DATE_FIELDS`, datetime64[s]) are cut to their day.
     """
+    if s.dtype == "datetime64[s]":
+        days = s.to_numpy().astype("datetime64[D]")
+        days[days == _EMPTY_DAY] = np.datetime64("NaT", "D")
+        return pd.Series(days.astype("datetime64[s]"), index=s.index)
     days = _arrow_days(s)
     if days is not None:  # a raw frame's well-formed dates: parsed by Arrow
         return pd.Series(days.astype("datetime64[s]"), index=s.index)

@@ -34,6 +34,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import requests
 
 from receivables.prefetch import read_ahead
@@ -333,7 +334,7 @@ class ODataClient:
 
     def fetch_frame(self, entity_set: str, select: Iterable[str], *, orderby: str,
                     filter: str | None = None, page_size: int | None = None,
-                    categorical: Iterable[str] = ()) -> pd.DataFrame:
+                    categorical: Iterable[str] = (), dates: Iterable[str] = ()) -> pd.DataFrame:
         """All rows of a set as a "raw frame": one column per selected field, 1C's names.
 
         Each page is decoded into its selected fields only (`_PageReader`), becomes Arrow
@@ -344,6 +345,8 @@ class ODataClient:
         for normalise's careful path. Repeats across pages are dropped as in `fetch_all`.
         The `categorical` fields (few distinct values in many rows: `schema.REPEATING_FIELDS`)
         are dictionary-encoded page by page when they hold text: pandas categoricals of it.
+        The `dates` fields (`schema.DATE_FIELDS`) are parsed page by page when every value is
+        1C's timestamp text: datetime64[s] (`_timestamps`).
         """
         select = list(select)
         reader = _PageReader(select)
@@ -354,7 +357,7 @@ class ODataClient:
         pages = _read_ahead(self._pages(entity_set, select, orderby=orderby, filter=filter,
                                         page_size=page_size, decode=decode))
         df, repeats = _frame_from_columns(map(reader.columns, pages), select, _order_fields(orderby),
-                                          categorical)
+                                          categorical, dates)
         if repeats:
             log.warning("%s: %d rows repeated across pages were dropped", entity_set, repeats)
         return df
@@ -507,31 +510,56 @@ def _order_fields(orderby: str) -> list[str]:
     return [part.split()[0] for part in orderby.split(",") if part.strip()]
 
 
-def frame_from_pages(pages: Iterable[list[dict[str, Any]]], select: list[str],
-                     key_fields: list[str], categorical: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+def frame_from_pages(pages: Iterable[list[dict[str, Any]]], select: list[str], key_fields: list[str],
+                     categorical: Iterable[str] = (), dates: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
     """(raw frame, rows dropped as repeats) of `fetch_frame`, from pages of decoded rows.
 
     Each page is turned into columns and Arrow arrays before the next is read, so the
     caller may drop its dicts; exposed for benchmarks and tests that have rows, not 1C.
     """
     return _frame_from_columns((page_columns(page, select) for page in pages), select, key_fields,
-                               categorical)
+                               categorical, dates)
 
 
-def _frame_from_columns(pages: Iterable[list[list[Any]]], select: list[str],
-                        key_fields: list[str], categorical: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
+def _frame_from_columns(pages: Iterable[list[list[Any]]], select: list[str], key_fields: list[str],
+                        categorical: Iterable[str] = (), dates: Iterable[str] = ()) -> tuple[pd.DataFrame, int]:
     """`frame_from_pages` from pages already split into one list of values per field."""
     chunks: dict[str, list[Any]] = {f: [] for f in select}
-    encode = set(categorical)
+    encode, parse = set(categorical), set(dates)
     for columns in pages:
         for f, values in zip(select, columns, strict=True):
             chunk = _arrow_or_list(values)
             if f in encode and isinstance(chunk, pa.Array) and chunk.type == pa.string():
                 chunk = chunk.dictionary_encode()  # the page's text goes now, its distinct values stay
+            elif f in parse and isinstance(chunk, pa.Array) and chunk.type == pa.string():
+                chunk = _timestamps(chunk)
             chunks[f].append(chunk)
     df = pd.DataFrame({f: _column(chunks.pop(f)) for f in select}, copy=False)
     unique = drop_repeated_rows(df, key_fields)
     return unique, len(df) - len(unique)
+
+
+#: 1C's timestamps: '2026-03-20T10:15:00' (no fraction, no zone; the empty date is 0001-01-01T00:00:00)
+_STAMP = "%Y-%m-%dT%H:%M:%S"
+_STAMP_TYPE = pa.timestamp("s")
+
+
+def _timestamps(chunk: pa.Array) -> pa.Array:
+    """A page's text column as timestamp[s] when every value is exactly 1C's timestamp text
+    (`_STAMP`: 19 characters, 'T' between date and time, a real day and time), else the text
+    as it came: normalise's careful path and the gate see odd values as 1C sent them. Arrow's
+    ISO 8601 cast refuses 2026-02-30 and 2026-1-05; the shape check refuses what it would
+    accept beside the format (a date alone, a space for the 'T')."""
+    if len(chunk) == 0:
+        return chunk
+    shaped = pc.and_(pc.equal(pc.utf8_length(chunk), 19),
+                     pc.equal(pc.utf8_slice_codeunits(chunk, 10, 11), "T"))
+    if not pc.all(shaped).as_py():  # (nulls are skipped: a missing value stays missing)
+        return chunk
+    try:
+        return pc.cast(chunk, _STAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return chunk
 
 
 def page_columns(rows: list[dict[str, Any]], fields: list[str]) -> list[list[Any]]:
@@ -599,6 +627,11 @@ def _column(chunks: list[pa.Array | _Numbers | list[Any]]) -> pd.Series:
     else (then the text is decoded and the column inferred as without encoding)."""
     if not chunks:
         return pd.Series([], dtype=object)
+    stamped = [isinstance(c, pa.Array) and c.type == _STAMP_TYPE for c in chunks]
+    if any(stamped) and not all(s or (isinstance(c, pa.Array) and c.type == pa.null())
+                                for c, s in zip(chunks, stamped, strict=True)):
+        # some page kept its text (`_timestamps`): the parsed pages become their exact text again
+        chunks = [pc.strftime(c, format=_STAMP) if s else c for c, s in zip(chunks, stamped, strict=True)]
     encoded = [isinstance(c, pa.DictionaryArray) for c in chunks]
     if any(encoded):
         if all(e or (isinstance(c, pa.Array) and c.type == pa.null()) for c, e in zip(chunks, encoded, strict=True)):
