@@ -68,6 +68,13 @@ def email(partner_name: str, line: int, address: str, *, kind: str = "Email") ->
             "presentation": address}
 
 
+def _keyed_payments(df: pd.DataFrame) -> pd.DataFrame:
+    """The payments as normalise makes them: with ``payment_key``, the receipts' references numbered."""
+    from receivables.domain.frames import RunningKeys
+
+    return df.assign(payment_key=RunningKeys(len(df)).add(df["payment_ref"]))
+
+
 def frames(*, orders: list[dict], stages: list[dict] = (), payments: list[dict] = (),
            partners: list[dict] | None = None, contacts: list[dict] = (),
            contracts: list[dict] | None = None, segments: list[dict] = ()) -> dict[str, pd.DataFrame]:
@@ -92,7 +99,7 @@ def frames(*, orders: list[dict], stages: list[dict] = (), payments: list[dict] 
         "orders": frame("orders", orders),
         "stages": frame("stages", stages),
         "settlement_objects": frame("settlement_objects", objects).drop_duplicates("settlement_ref"),
-        "payments": frame("payments", payments),
+        "payments": _keyed_payments(frame("payments", payments)),
         "partners": frame("partners", partners),
         "contacts": frame("contacts", contacts),
         "counterparties": frame("counterparties", []),

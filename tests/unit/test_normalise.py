@@ -378,5 +378,10 @@ def test_the_extract_set_by_set_gives_the_whole_extracts_frames(min_values, odd)
     assert sorted(fetched) == sorted(raw) and read == {name: len(raw[name]) for name in fetched}
     assert list(got) == list(expected)
     _frames_equal(got, expected)
+    # payment_key: one key per receipt reference and back, over both kinds of receipt
+    pays = got["payments"]
+    pairs = set(zip(pays["payment_ref"].tolist(), pays["payment_key"].tolist(), strict=True))
+    assert len(pairs) == len({r for r, _ in pairs}) == len({k for _, k in pairs}) > 10
+    assert set(pays["source"]) == {"bank", "cash"} and (pays["payment_key"] >= 0).all()
     assert len(expected["orders"]) < len(raw["Document_ЗаказКлиента"])  # the as-of date cut some
     assert len(expected["stages"]) < len(raw["Document_ЗаказКлиента_ЭтапыГрафикаОплаты"])

@@ -68,6 +68,21 @@ def test_bad_data_fails_naming_the_rule_the_count_and_examples(data, rule, examp
         assert example in hit[0].examples
 
 
+def test_references_are_checked_unique_on_their_keys_as_on_their_text():
+    """The uniqueness rules run on the references' integer keys: orders without a Ref_Key are
+    reported as such, not as repeated (GX skips missing text); a receipt's repeated line is
+    found the same way when the payments carry no ``payment_key`` (frames not made by normalise)."""
+    missing = [{**order(n, "2026-11-02", 1000), "document_ref": None} for n in ("A", "B")]
+    rules = {f.explanation for f in validate_extract(good(orders=missing, stages=[], payments=[]),
+                                                     as_of=AS_OF).failures}
+    assert "order without Ref_Key" in rules and "Ref_Key repeated" not in rules
+    data = good(payments=[payment("P1", "2026-11-05", 100, settles="A", line=2)] * 2)
+    unkeyed = {**data, "payments": data["payments"].drop(columns=["payment_key"])}
+    for frames_ in (data, unkeyed):
+        hit = [f for f in validate_extract(frames_, as_of=AS_OF).failures if f.explanation == "payment line repeated"]
+        assert hit and hit[0].failing == 2 and hit[0].examples[0] == gid("pay-P1") + "#2"
+
+
 def test_report_saves_readable_json(tmp_path):
     report = validate_extract(good(orders=[order("A", "2026-11-02", -1)]), as_of=AS_OF)
     path = tmp_path / "v.json"

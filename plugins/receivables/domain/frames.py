@@ -9,7 +9,9 @@ Column conventions (the contract between extraction, validation, aging and plan)
   categories): few distinct values over millions of rows, a small integer code per row;
 - beside the reference columns aging joins on (`KEYED`), ``x_key`` for ``x_ref``: an int64
   key of the reference, one numbering per kind of thing referred to (documents, settlement
-  objects), -1 for none (`with_keys`; normalise adds them, aging numbers frames without them).
+  objects), -1 for none (`with_keys`; normalise adds them, aging numbers frames without them);
+- the payments' ``payment_key``: the same of ``payment_ref``, numbered as the receipts join their
+  lines (`normalise._payments`), the identity the gate checks a receipt's lines by.
 """
 
 from __future__ import annotations

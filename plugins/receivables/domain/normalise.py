@@ -47,7 +47,6 @@ from receivables.domain.frames import (
     key_positions,
     lookup,
     member,
-    positions,
     release_memory,
     text_buffers,
     text_category,
@@ -556,8 +555,16 @@ def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda name: None) -> pd.DataFrame:
+def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda name: None, *,
+              min_values: int | None = None) -> pd.DataFrame:
+    """The receipts' lines of customer payments, each with its receipt's number and date.
+
+    The receipts' references and their lines' are numbered together, both kinds of receipt on one
+    numbering (`frames.RunningKeys`; `min_values`: as there): a line finds its receipt by key, and
+    its key is the frame's ``payment_key``, the integer identity of ``payment_ref`` (equal text,
+    equal key; missing, -1) on which the gate checks that a receipt's lines are not repeated."""
     parts = []
+    numbering: RunningKeys | None = None
     for source, header, rows in PAYMENT_SETS:
         head = _rename(raw[header], {
             "Ref_Key": "payment_ref", "Number": "payment_number", "Date": "payment_date",
@@ -571,9 +578,14 @@ def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda nam
                                     "Партнер_Key": "partner_ref", "Сумма": "amount",
                                     "ОбъектРасчетов_Key": "settlement_ref"})
         lines["payment_ref"] = ref(lines["payment_ref"])
+        if numbering is None:  # sized by the first (bank) receipts, with room for the cash ones; grown if short
+            numbering = RunningKeys(len(receipt) + len(lines), distinct=len(receipt) * 5 // 4 + 1,
+                                    min_values=min_values)
+        receipt_keys = numbering.add(receipt)
+        line_keys = numbering.add(lines["payment_ref"])
         # an inner join on the kept receipt (its first row), in the lines' order, by position;
         # the receipt's columns converted before they are taken (fewer rows, no text copied)
-        at = positions(lines["payment_ref"], receipt if len(kept) == len(head) else receipt.take(kept))
+        at = key_positions(line_keys, receipt_keys if len(kept) == len(head) else receipt_keys[kept])
         hit = np.flatnonzero(at >= 0)
         row = kept[at[hit]]
         joined = lines if len(hit) == len(lines) else lines.take(hit)
@@ -582,12 +594,15 @@ def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda nam
             joined[col] = convert(kind, head[col], categorical=col in CATEGORICAL["payments"]
                                   ).take(row).reset_index(drop=True)
         joined["source"] = source
-        parts.append(typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date",
-                                                      "organization_ref")))
-        del head, lines, joined
+        part = typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date", "organization_ref"))
+        part["payment_key"] = line_keys if len(hit) == len(lines) else line_keys[hit]
+        parts.append(part)
+        del head, lines, joined, receipt_keys, line_keys
         done(header)
         done(rows)
-    return concat_frames(parts) if parts else typed(pd.DataFrame(), "payments")
+    if not parts:
+        return typed(pd.DataFrame(), "payments").assign(payment_key=np.empty(0, dtype="int64"))
+    return concat_frames(parts)
 
 
 def _managers(raw: Mapping[str, RawSet]) -> pd.DataFrame:
@@ -684,7 +699,8 @@ def normalise_as_of(fetch: Callable[[str], RawSet], as_of: dt.date, emit: Callab
     del stages, orders
     emit("settlement_objects", keyed("settlement_objects", _settlement_objects(raw)))
     raw.done(SETTLEMENT_OBJECTS)
-    emit("payments", _until(keyed("payments", _payments(raw, raw.done)), "payments", as_of, extracted_on))
+    emit("payments", _until(keyed("payments", _payments(raw, raw.done, min_values=min_values)), "payments", as_of,
+                            extracted_on))
     for name, df in _small_frames(raw).items():
         emit(name, df)
     return read
