@@ -32,6 +32,8 @@ from receivables.domain.frames import (
     release_memory,
     sort_key,
     strictly_ascending,
+    take_rows,
+    take_text,
     text_category,
     with_keys,
 )
@@ -205,7 +207,11 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     n_codes = int(max(at.max(initial=-1), paid_in.max(initial=-1))) + 1
     # the last: no object (-1)
     by_object = _sums(paid_in[hit], payments["amount"].to_numpy(dtype="int64", na_value=0)[hit], n_codes + 1)
+    del hit
+    # (order-sized arrays are ~23 MB each at a million open documents: each goes once used, as
+    # aging's peak is here)
     total = by_object[at]
+    del by_object
     # own: the order's object names the order itself (repeated object keys are the gate's
     # to report; here the first row wins)
     named = np.flatnonzero(obj >= 0)
@@ -214,19 +220,23 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     if object_key is not None and document_key is not None:  # one numbering (`with_keys`)
         named_object = object_key[obj[named]]
         own[named] = (named_object >= 0) & (named_object == document_key[named])
+        del named_object
     else:
         same = pc.equal(arrow_str(objects["object_ref"]).take(pa.array(obj[named])),
                         arrow_str(orders["document_ref"]).take(pa.array(named)))
         own[named] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    del named, obj
     on_shared = ~own & (at >= 0)
+    del own
     counts = np.bincount(at[on_shared], minlength=n_codes + 1)
     # an order alone on an object it does not name (old data) also simply takes it all
     shared = np.flatnonzero(on_shared & (counts[at] > 1))
-    paid = total.copy()
+    del on_shared, counts
+    paid = total  # (ours: the shared orders' shares are taken from it before any is written)
     if len(shared):
         # per object, oldest due date first (then date, number; ties keep order), as a stable sort
         group = at[shared]
-        order = lexsort((sort_key(orders["document_number"].iloc[shared]),
+        order = lexsort((sort_key(take_rows(orders["document_number"], shared)),
                             sort_key(orders["document_date"].iloc[shared]),
                             sort_key(first_due.iloc[shared]), group))
         rows, group = shared[order], group[order]
@@ -234,8 +244,8 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
         running = np.cumsum(amount)
         start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         cum = running - np.repeat(running[start] - amount[start], np.diff(np.r_[start, len(rows)]))
-        paid[rows] = _fifo(total[rows], amount, cum)
-    return pd.Series(paid, index=orders.index, dtype="int64")
+        paid[rows] = _fifo(paid[rows], amount, cum)
+    return pd.Series(paid, index=orders.index, dtype="int64", copy=False)
 
 
 def _paid_and_due_by_ref(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]
@@ -302,12 +312,19 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
 
     first_due = pd.Series(date[start], index=orders.index)  # the earliest stage (NaT only if all are)
     paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"], live).to_numpy()
+    del first_due
 
-    # within an order, payments cover stages in date order
-    cum = np.cumsum(amount)
-    cum -= np.repeat(cum[start] - amount[start], np.diff(np.r_[start, len(doc)]))
-    open_dated = _fifo(paid[doc], amount, cum) < amount
-    del cum
+    # within an order, payments cover stages in date order: a stage is open when what its order
+    # paid, less its earlier stages, falls short of it (`_fifo(...) < amount`, in place)
+    before = np.cumsum(amount)
+    before -= np.repeat(before[start] - amount[start], np.diff(np.r_[start, len(doc)]))
+    del start
+    before -= amount  # the order's stages before this one
+    left = paid[doc]
+    left -= before
+    del before
+    open_dated = (left < amount) & (amount > 0)
+    del left
     open_dated &= ~nat
     # stages are in order by document, then date (NaT last): a document's earliest open dated
     # stage is its first, its latest dated stage its last (np.minimum.at / maximum.at, ~10x slower)
@@ -315,16 +332,34 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     due = np.full(n, never, dtype="int64")
     dated_open = np.flatnonzero(open_dated)
     del open_dated, amount
-    first = dated_open[np.r_[True, doc[dated_open][1:] != doc[dated_open][:-1]]] if len(dated_open) else dated_open
+    first = _group_firsts(doc, dated_open)
+    del dated_open
     due[doc[first]] = date[first].view("int64")
+    del first
     last = np.full(n, np.iinfo("int64").min, dtype="int64")
-    dated = np.flatnonzero(~nat)
-    final = dated[np.r_[doc[dated][1:] != doc[dated][:-1], True]] if len(dated) else dated
+    final = _group_lasts(doc, np.flatnonzero(~nat))
     last[doc[final]] = date[final].view("int64")
-    # stages may under-sum the amount (the gate reports that); the last stage then carries it
-    raw = np.where(due != never, due, last)
-    raw = np.where(raw == np.iinfo("int64").min, np.datetime64("NaT", "s").view("int64"), raw)
-    return paid, raw.view("datetime64[s]")
+    del final
+    # stages may under-sum the amount (the gate reports that); the last stage then carries it.
+    # No dated stage leaves int64's least value: NaT's
+    np.copyto(due, last, where=due == never)
+    return paid, due.view("datetime64[s]")
+
+
+def _group_firsts(doc: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The first of `rows` (ascending positions into `doc`, grouped: equal values adjacent) of each group."""
+    if not len(rows):
+        return rows
+    of = doc[rows]
+    return rows[np.r_[True, of[1:] != of[:-1]]]
+
+
+def _group_lasts(doc: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The last of `rows` (as `_group_firsts`) of each group."""
+    if not len(rows):
+        return rows
+    of = doc[rows]
+    return rows[np.r_[of[1:] != of[:-1], True]]
 
 
 AGING_DTYPES = {
@@ -378,7 +413,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     # in place, where sorting the finished snapshot took all of its columns once more
     pick = np.flatnonzero(keep)
     source = frames["orders"]
-    refs = arrow_str(source["document_ref"]).take(pa.array(rows[pick]))
+    refs = take_text(arrow_str(source["document_ref"]), rows[pick])
     if not strictly_ascending(refs):
         by_ref = pc.sort_indices(refs)
         pick, refs = pick[by_ref.to_numpy()], refs.take(by_ref)
@@ -391,7 +426,7 @@ def compute_aging(frames: Mapping[str, pd.DataFrame], as_of: dt.date, *,
     # orders' columns too, a column each (one frame's take on this thread: ~0.7 s at 1M)
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="aging") as pool:
         at = rows[pick]
-        taken = dict(zip(columns, pool.map(lambda col: source[col].take(at).reset_index(drop=True), columns),
+        taken = dict(zip(columns, pool.map(lambda col: take_rows(source[col], at), columns),
                          strict=True))
         if "document_ref" not in taken:
             taken["document_ref"] = pd.Series(pd.arrays.ArrowStringArray(refs, dtype=source["document_ref"].dtype))

@@ -194,6 +194,58 @@ def arrow_str(values):
     return arr
 
 
+def take_text(values, indices):
+    """Arrow text `values` (an Array, or a ChunkedArray: a raw frame's pages) at `indices`
+    (positions, none negative), a chunk at a time.
+
+    Arrow's take of a chunked array concatenates its chunks first: a copy of the whole column
+    to take part of it (a million open documents' order references: 120 MB to take 42, ~4x the
+    time). Ascending `indices` (a mask's rows) give each chunk's part as it is; others are taken
+    ascending and then put in their order (one copy of the output, not of the column)."""
+    import numpy as np
+    import pyarrow as pa
+
+    idx = np.asarray(indices, dtype=np.int64)
+    if not isinstance(values, pa.ChunkedArray):
+        return values.take(pa.array(idx))
+    bounds = np.cumsum([0, *(len(c) for c in values.chunks)])
+    if len(idx) and (idx.min() < 0 or idx.max() >= bounds[-1]):
+        raise IndexError(f"positions out of 0..{bounds[-1] - 1}")
+    if values.num_chunks <= 1:
+        return values.take(pa.array(idx))
+    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():
+        order = np.argsort(idx, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        ascending = take_text(values, idx[order])
+        del order
+        return pa.chunked_array([ascending.combine_chunks().take(pa.array(inverse))], type=values.type)
+    cut = np.searchsorted(idx, bounds)
+    return pa.chunked_array([chunk.take(pa.array(idx[a:b] - first)) for chunk, a, b, first
+                             in zip(values.chunks, cut[:-1], cut[1:], bounds[:-1], strict=True) if b > a],
+                            type=values.type)
+
+
+def take_rows(values, indices):
+    """`values` (a Series) at `indices` (positions, none negative) with a fresh index: Arrow
+    text a chunk at a time (`take_text`), the rest by pandas' take."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        taken = take_text(pa.array(values.array), indices)
+        return pd.Series(pd.arrays.ArrowStringArray(taken, dtype=values.dtype), name=values.name, copy=False)
+    return values.take(indices).reset_index(drop=True)
+
+
+def take_frame(df, indices):
+    """`df` at the rows `indices` (positions, none negative) with a fresh index, a column at a
+    time as `take_rows` takes them."""
+    import pandas as pd
+
+    return pd.DataFrame({col: take_rows(df[col], indices) for col in df.columns}, copy=False)
+
+
 def is_categorical(values) -> bool:
     import pandas as pd
 
