@@ -238,14 +238,6 @@ def take_rows(values, indices):
     return values.take(indices).reset_index(drop=True)
 
 
-def take_frame(df, indices):
-    """`df` at the rows `indices` (positions, none negative) with a fresh index, a column at a
-    time as `take_rows` takes them."""
-    import pandas as pd
-
-    return pd.DataFrame({col: take_rows(df[col], indices) for col in df.columns}, copy=False)
-
-
 def is_categorical(values) -> bool:
     import pandas as pd
 
