@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -194,6 +195,27 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     its amount. With `live` (a mask) only those orders take part: the others get nothing
     and take nothing from the rest.
     """
+    totals = _object_totals(orders, payments, objects, live)
+    paid = _share_out(orders, totals, first_due.to_numpy(dtype="datetime64[s]")[totals.shared])
+    return pd.Series(paid, index=orders.index, dtype="int64", copy=False)
+
+
+class _Totals(NamedTuple):
+    """`_object_totals`: what each order's settlement object was paid in all (int64 kopecks, its
+    own array), and the orders that share their object with others: their rows, ordered by
+    object (dense codes), by date and by number (the tie-breaks after the due date)."""
+
+    paid: np.ndarray
+    shared: np.ndarray
+    group: np.ndarray
+    date_key: np.ndarray
+    number_key: np.ndarray
+
+
+def _object_totals(orders: pd.DataFrame, payments: pd.DataFrame, objects: pd.DataFrame,
+                   live: np.ndarray | None) -> _Totals:
+    """`allocate_payments` up to the due dates: it needs no stage, so aging finds it on a worker
+    thread while it sorts the stages."""
     keys = [frame_keys(df, "settlement_ref") for df in (orders, payments, objects)]
     if all(k is not None for k in keys):  # one numbering (`with_keys`): the keys are the codes
         at, paid_in = keys[0], keys[1]
@@ -231,21 +253,31 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
     counts = np.bincount(at[on_shared], minlength=n_codes + 1)
     # an order alone on an object it does not name (old data) also simply takes it all
     shared = np.flatnonzero(on_shared & (counts[at] > 1))
-    del on_shared, counts
-    paid = total  # (ours: the shared orders' shares are taken from it before any is written)
+    del on_shared
+    # the objects as dense codes (counts' positions are free now): with the ranks below they pack
+    # into one integer, one argsort, where the objects' sparse codes left four keys to sort
+    named = counts > 1
+    np.cumsum(named, out=counts)
+    group = counts[at[shared]] - 1
+    del counts, named
+    return _Totals(total, shared, group, sort_key(orders["document_date"].iloc[shared]),
+                   sort_key(take_rows(orders["document_number"], shared)))
+
+
+def _share_out(orders: pd.DataFrame, totals: _Totals, first_due: np.ndarray) -> np.ndarray:
+    """Each order's paid kopecks: the object's whole total, except that orders sharing an object
+    take its total oldest due date first (`first_due`: the shared orders', then date, number;
+    ties keep order), each up to its amount. Written into `totals.paid`, which it returns."""
+    paid, shared = totals.paid, totals.shared
     if len(shared):
-        # per object, oldest due date first (then date, number; ties keep order), as a stable sort
-        group = at[shared]
-        order = lexsort((sort_key(take_rows(orders["document_number"], shared)),
-                            sort_key(orders["document_date"].iloc[shared]),
-                            sort_key(first_due.iloc[shared]), group))
-        rows, group = shared[order], group[order]
+        order = lexsort((totals.number_key, totals.date_key, sort_key(pd.Series(first_due)), totals.group))
+        rows, group = shared[order], totals.group[order]
         amount = orders["amount"].to_numpy(dtype="int64")[rows]
         running = np.cumsum(amount)
         start = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         cum = running - np.repeat(running[start] - amount[start], np.diff(np.r_[start, len(rows)]))
-        paid[rows] = _fifo(paid[rows], amount, cum)
-    return pd.Series(paid, index=orders.index, dtype="int64", copy=False)
+        paid[rows] = _fifo(paid[rows], amount, cum)  # (the shares are read before any is written)
+    return paid
 
 
 def _paid_and_due_by_ref(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame]
@@ -281,51 +313,29 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     position (`at`), so grouping, sorting and joining run on integers instead of GUID text.
     Orders not `live` (a mask) are carried along with an amount of 0 and share no payment."""
     n = len(orders)
-    stages, contracts = frames["stages"], frames["contracts"]
-    have = np.flatnonzero(at >= 0)
-    with_stages = np.zeros(n, dtype=bool)
-    with_stages[at[have]] = True
-    # without stages: due on the order's date plus the contract's term when it sets one
-    without = np.flatnonzero(~with_stages)
-    terms = contracts[["contract_ref", "has_term", "term_days"]].drop_duplicates("contract_ref").set_index(
-        "contract_ref")
-    contract = orders["contract_ref"].iloc[without]
-    has_term = lookup(contract, terms["has_term"]).fillna(False).astype(bool)
-    days = lookup(contract, terms["term_days"]).where(has_term, 0).fillna(0).astype("int64").to_numpy()
-    doc = np.concatenate([at[have], without])
-    date = np.concatenate([
-        stages["pay_date"].to_numpy(dtype="datetime64[s]")[have],
-        (orders["document_date"].to_numpy()[without] + days.astype("timedelta64[D]")).astype("datetime64[s]")])
-    line = np.concatenate([stages["line"].to_numpy(dtype="int64")[have], np.ones(len(without), dtype="int64")])
-    amount = np.concatenate([stages["amount"].to_numpy(dtype="int64")[have],
-                             orders["amount"].to_numpy(dtype="int64")[without]])
-    nat = np.isnat(date)
-    seconds = date.view("int64")
-    # NaT sorts last, as in sort_values: just after the latest date, so the keys stay packable
-    day = np.where(nat, seconds.max(where=~nat, initial=np.iinfo("int64").min) + 1, seconds)
-    order = lexsort((line, day, doc))
-    # (a stage-sized array is ~28 MB at a million open documents: each goes once used)
-    del line, day, seconds, have, without, days, contract, has_term
-    doc, date, amount, nat = doc[order], date[order], amount[order], nat[order]
-    del order
-    start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
-
-    first_due = pd.Series(date[start], index=orders.index)  # the earliest stage (NaT only if all are)
-    paid = allocate_payments(orders, first_due, frames["payments"], frames["settlement_objects"], live).to_numpy()
-    del first_due
+    # what the objects were paid needs no stage: a worker finds it while this thread sorts them
+    # (numpy's sorts and gathers release the GIL: ~0.4 s of each side's at a million open documents)
+    with ThreadPoolExecutor(1, thread_name_prefix="aging") as pool:
+        totals = pool.submit(_object_totals, orders, frames["payments"], frames["settlement_objects"], live)
+        doc, date, amount, nat, start = _sorted_stages(orders, frames, at)
+        totals = totals.result()
+    # a shared order's earliest stage (NaT only if all are) is its first
+    paid = _share_out(orders, totals, date[start[totals.shared]])
+    del totals
 
     # within an order, payments cover stages in date order: a stage is open when what its order
     # paid, less its earlier stages, falls short of it (`_fifo(...) < amount`, in place)
     before = np.cumsum(amount)
     before -= np.repeat(before[start] - amount[start], np.diff(np.r_[start, len(doc)]))
-    del start
     before -= amount  # the order's stages before this one
     left = paid[doc]
     left -= before
     del before
     open_dated = (left < amount) & (amount > 0)
     del left
-    open_dated &= ~nat
+    any_nat = nat.any()
+    if any_nat:
+        open_dated &= ~nat
     # stages are in order by document, then date (NaT last): a document's earliest open dated
     # stage is its first, its latest dated stage its last (np.minimum.at / maximum.at, ~10x slower)
     never = np.iinfo("int64").max
@@ -336,14 +346,60 @@ def _paid_and_due(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: 
     del dated_open
     due[doc[first]] = date[first].view("int64")
     del first
-    last = np.full(n, np.iinfo("int64").min, dtype="int64")
-    final = _group_lasts(doc, np.flatnonzero(~nat))
-    last[doc[final]] = date[final].view("int64")
-    del final
+    if any_nat:
+        last = np.full(n, np.iinfo("int64").min, dtype="int64")
+        final = _group_lasts(doc, np.flatnonzero(~nat))
+        last[doc[final]] = date[final].view("int64")
+        del final
+    else:  # every stage dated: each order's last is the one before the next order's first
+        last = date[np.r_[start[1:] - 1, len(doc) - 1]].view("int64")
     # stages may under-sum the amount (the gate reports that); the last stage then carries it.
     # No dated stage leaves int64's least value: NaT's
     np.copyto(due, last, where=due == never)
     return paid, due.view("datetime64[s]")
+
+
+def _sorted_stages(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every order's stages (`at`: each stage row's order, -1 none), or one stage due on its date
+    plus the contract's term when it sets one, sorted by order, date (NaT last) and line:
+    (order, date, amount, NaT flags, the first row of each order)."""
+    n = len(orders)
+    stages, contracts = frames["stages"], frames["contracts"]
+    have = np.flatnonzero(at >= 0)
+    with_stages = np.zeros(n, dtype=bool)
+    with_stages[at[have]] = True
+    without = np.flatnonzero(~with_stages)
+    del with_stages
+    terms = contracts[["contract_ref", "has_term", "term_days"]].drop_duplicates("contract_ref")
+    term_at = positions(orders["contract_ref"].iloc[without], terms["contract_ref"])  # one lookup, two columns
+    found = term_at >= 0
+    has_term = np.zeros(len(without), dtype=bool)
+    has_term[found] = terms["has_term"].to_numpy(dtype=bool, na_value=False)[term_at[found]]
+    days = np.zeros(len(without), dtype="int64")
+    days[has_term] = terms["term_days"].to_numpy(dtype="int64", na_value=0)[term_at[has_term]]
+    del term_at, found, has_term
+    doc = np.concatenate([at[have], without])
+    date = np.concatenate([
+        stages["pay_date"].to_numpy(dtype="datetime64[s]")[have],
+        (orders["document_date"].to_numpy()[without] + days.astype("timedelta64[D]")).astype("datetime64[s]")])
+    line = np.concatenate([stages["line"].to_numpy(dtype="int64")[have],
+                           np.ones(len(without), dtype="int64")])
+    amount = np.concatenate([stages["amount"].to_numpy(dtype="int64")[have],
+                             orders["amount"].to_numpy(dtype="int64")[without]])
+    del have, without, days
+    nat = np.isnat(date)
+    # NaT sorts last, as in sort_values: just after the latest date, so the keys stay packable
+    day = date.view("int64")
+    if nat.any():
+        day = np.where(nat, day.max(where=~nat, initial=np.iinfo("int64").min) + 1, day)
+    order = lexsort((line, day, doc))
+    # (a stage-sized array is ~28 MB at a million open documents: each goes once used)
+    del line, day
+    doc, date, amount, nat = doc[order], date[order], amount[order], nat[order]
+    del order
+    start = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])  # every order has at least one stage
+    return doc, date, amount, nat, start
 
 
 def _group_firsts(doc: np.ndarray, rows: np.ndarray) -> np.ndarray:
