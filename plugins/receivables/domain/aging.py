@@ -391,7 +391,12 @@ def _sorted_stages(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at:
     nat = np.isnat(date)
     # NaT sorts last, as in sort_values: just after the latest date, so the keys stay packable
     day = date.view("int64")
-    if nat.any():
+    any_nat = nat.any()
+    # dates, as normalise gives them: in days, the keys leave room for the row numbers
+    # (`frames.stable_order`)
+    if not ((day[~nat] if any_nat else day) % 86400).any():
+        day = day // 86400
+    if any_nat:
         day = np.where(nat, day.max(where=~nat, initial=np.iinfo("int64").min) + 1, day)
     order = lexsort((line, day, doc))
     # (a stage-sized array is ~28 MB at a million open documents: each goes once used)

@@ -443,10 +443,9 @@ def sort_key(values, *, descending: bool = False):
 def lexsort(keys):
     """`np.lexsort(keys)` (the last key primary, ties in input order) for integer keys.
 
-    When the keys' ranges fit in 63 bits together they are packed into one int64 and sorted
-    by one stable argsort: its timsort takes about linear time on the nearly sorted keys the
-    pipeline's frames give (documents in reference order, stages by document), where lexsort
-    makes one general sort pass per key (100k open documents' stages: 74 -> 6 ms).
+    When the keys' ranges fit in 63 bits together they are packed into one int64 and put in
+    order by `stable_order` (100k open documents' stages: 74 -> 6 ms against lexsort's one general
+    sort pass per key); otherwise lexsort.
     """
     import numpy as np
 
@@ -461,7 +460,27 @@ def lexsort(keys):
     for k, (lo, _), width in zip(reversed(keys), reversed(spans), reversed(widths), strict=True):
         packed <<= width
         packed |= k.astype("int64", copy=False) - lo
-    return np.argsort(packed, kind="stable")
+    return stable_order(packed, sum(widths))
+
+
+def stable_order(packed, bits: int):
+    """`np.argsort(packed, kind="stable")` of non-negative int64 keys of at most `bits` bits.
+
+    Where the keys leave room for their row numbers below them, the keys so widened are distinct
+    and sorted by value, which keeps ties in row order by itself: numpy sorts plain int64 values
+    with its vectorised (SIMD) sort, ~10x faster than the stable argsort's timsort of the keys
+    (a million documents' order: 120 -> 9 ms on an AVX-512 worker). Otherwise the stable argsort.
+    `packed` is not changed."""
+    import numpy as np
+
+    row_bits = max(len(packed) - 1, 1).bit_length()
+    if bits + row_bits > 63:
+        return np.argsort(packed, kind="stable")
+    order = np.left_shift(packed, row_bits)
+    order |= np.arange(len(packed), dtype=np.int64)
+    order.sort()
+    order &= (1 << row_bits) - 1
+    return order
 
 
 def packed_text_key(arr, *, max_bits: int = 63):

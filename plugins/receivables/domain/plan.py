@@ -34,6 +34,7 @@ from receivables.domain.frames import (
     positions,
     release_memory,
     sort_key,
+    stable_order,
     strictly_ascending,
 )
 from receivables.domain.policy import Policy
@@ -239,7 +240,8 @@ def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     nat = seconds == np.iinfo("int64").min
     packed = _packed_order_key(seconds, nat, numbers)
     if packed is not None:
-        order = np.argsort(packed, kind="stable")
+        packed, bits = packed
+        order = stable_order(packed, bits)
         differs = packed[order][1:] != packed[order][:-1]
     else:
         dates = pa.array(docs["document_date"])
@@ -258,11 +260,11 @@ def _document_order(docs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return order, rank
 
 
-def _packed_order_key(seconds: np.ndarray, nat: np.ndarray, numbers: pa.Array) -> np.ndarray | None:
-    """One int64 per document ordering as (date, NaT last; number, missing last) does, equal
-    for equal pairs; None when they do not fit in 63 bits."""
+def _packed_order_key(seconds: np.ndarray, nat: np.ndarray, numbers: pa.Array) -> tuple[np.ndarray, int] | None:
+    """(one int64 per document ordering as (date, NaT last; number, missing last) does, equal
+    for equal pairs; how many bits they take), or None when they do not fit in 63 bits."""
     if not len(seconds):
-        return np.zeros(0, dtype="int64")
+        return np.zeros(0, dtype="int64"), 0
     known = seconds[~nat]
     step = 86400 if not (known % 86400).any() else 1  # dates at midnight: days are enough
     low = int(known.min()) // step if len(known) else 0
@@ -273,7 +275,7 @@ def _packed_order_key(seconds: np.ndarray, nat: np.ndarray, numbers: pa.Array) -
         return None
     key, bits = text
     missing = numbers.is_null().to_numpy(zero_copy_only=False).astype("int64")
-    return (((day << 1) | missing) << bits) | key
+    return (((day << 1) | missing) << bits) | key, day_bits + 1 + bits
 
 
 def _pool_steps(step_pool: pd.Series) -> tuple[pd.Index, np.ndarray]:
@@ -452,10 +454,10 @@ def _pool_codes(docs: pd.DataFrame, partners: tuple[pd.Series, np.ndarray], segm
         if p.match.segments:
             m &= _in_segments(partners, segments, p.match.segments)
         if p.match.organizations:
-            m &= _flags(docs["organization_name"].isin(p.match.organizations))
+            m &= member(docs["organization_name"], list(p.match.organizations))
         if p.match.settlement:
-            m &= _flags(docs["settlement"].isin(p.match.settlement))
-        code[m] = k
+            m &= member(docs["settlement"], list(p.match.settlement))
+        np.copyto(code, k, where=m)
     return code, [p.name for p in pools]
 
 
@@ -563,13 +565,15 @@ class _Segments:
 
     def __init__(self, segments: pd.DataFrame) -> None:
         self._segments = segments
-        self._members: dict[tuple[str, ...], set] = {}
+        self._members: dict[tuple[str, ...], pd.Series] = {}
 
-    def members(self, names: list[str]) -> set:
+    def members(self, names: list[str]) -> pd.Series:
+        """The partners in any of the segments `names` (repeats kept: `member` hashes the text as
+        it is, where a set of them made a Python string of every member first)."""
         key = tuple(names)
         if key not in self._members:
             rows = self._segments["segment_name"].isin(names)
-            self._members[key] = set(self._segments.loc[rows, "partner_ref"].dropna())
+            self._members[key] = self._segments.loc[rows, "partner_ref"].dropna()
         return self._members[key]
 
 
