@@ -503,6 +503,8 @@ def packed_text_key(arr, *, max_bits: int = 63):
         return key, 0
     if not len(data) or (data == 0).any():
         return None if len(data) else (key, 0)
+    if valid.all() and (length == length[0]).all():  # one length, no null (1C's numbers)
+        return _packed_fixed_width(data.reshape(len(length), -1), max_bits)
     start, last = offsets[:-1], len(data) - 1
     bits = 0
     for j in range(int(length.max())):
@@ -517,6 +519,35 @@ def packed_text_key(arr, *, max_bits: int = 63):
             key <<= width
             key |= np.where(valid, byte.astype(np.int64) - lo, 0)
     return key, bits
+
+
+def _packed_fixed_width(rows, max_bits: int):
+    """`packed_text_key` of values of one length (`rows`: their bytes, a row each): the same key,
+    each byte position read once (its bounds, then its field), not through the offsets."""
+    import numpy as np
+
+    lo, hi = (_column_reduce(rows, f).astype(np.int64) for f in (np.minimum, np.maximum))
+    widths = [int(w).bit_length() for w in hi - lo]
+    bits = sum(widths)
+    if bits > max_bits:
+        return None
+    key = np.zeros(len(rows), dtype=np.int64)
+    for j in np.flatnonzero(widths):  # (positions every value shares take no bits)
+        key <<= widths[j]
+        key |= rows[:, j] - lo[j]
+    return key, bits
+
+
+def _column_reduce(rows, ufunc, block: int = 256):
+    """`ufunc.reduce(rows, axis=0)` of a C-contiguous 2-D array of narrow rows, `block` rows at a
+    time as one wide row: numpy's reduction over the first axis of a (1M, 15) byte array runs one
+    15-byte inner loop per row (~40 ms), of the blocks a few thousand long ones (~1 ms)."""
+    n, width = rows.shape
+    whole = n - n % block
+    if not whole:
+        return ufunc.reduce(rows, axis=0)
+    out = ufunc.reduce(ufunc.reduce(rows[:whole].reshape(-1, block * width), axis=0).reshape(block, width), axis=0)
+    return ufunc(out, ufunc.reduce(rows[whole:], axis=0)) if whole < n else out
 
 
 def strictly_ascending(values) -> bool:
