@@ -110,3 +110,12 @@ def test_add_working_days_each_fails_like_add_working_days():
     edge = np.array(["2035-12-20"], dtype="datetime64[D]")
     with pytest.raises(ValueError, match="leaves the production calendar"):
         cal.add_working_days_each(edge, np.array([0]), np.array([30]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ds=st.lists(days, min_size=1, max_size=20), data=st.data())
+def test_add_working_days_with_an_n_per_date_equals_one_n_at_a_time(ds, data):
+    # one n for all dates takes a formula of its own; an n per date chooses among all three
+    ns = data.draw(st.lists(st.integers(-30, 30), min_size=len(ds), max_size=len(ds)))
+    expected = [cal.add_working_days(arr([d]), n)[0] for d, n in zip(ds, ns, strict=True)]
+    assert cal.add_working_days(arr(ds), np.array(ns)).tolist() == expected

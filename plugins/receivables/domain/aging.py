@@ -112,6 +112,8 @@ def aging_reads(orders: pd.DataFrame) -> dict[str, tuple[str, ...]]:
 
 def _keyed_once(keys: np.ndarray) -> bool:
     """Whether every order has a reference key and no two orders share one."""
+    if len(keys) and keys[0] >= 0 and (keys[1:] > keys[:-1]).all():
+        return True  # ascending (normalise numbers the orders first, in order): distinct and present
     return not (keys < 0).any() and np.array_equal(key_positions(keys, keys), np.arange(len(keys)))
 
 

@@ -79,12 +79,16 @@ class ProductionCalendar:
         idx = self._index(days)
         nat = idx < 0
         safe = np.clip(idx, 0, None)
-        n = np.broadcast_to(np.asarray(n, dtype="int64"), days.shape)
         here = self.ordinal[safe]  # working days up to and including the date
-        work = self.working[safe].astype("int64")
-        target = np.where(n > 0, here + n,                       # n-th after, date not counted
-                 np.where(n == 0, here + 1 - work,               # the date, or the next working day
-                          here - work + n + 1))                  # |n|-th strictly before
+        if np.ndim(n) == 0:  # one n for every date (roll_forward's 0): its one formula only
+            n = int(n)
+            target = here + n if n > 0 else here + (1 + n) - self.working[safe]
+        else:
+            n = np.broadcast_to(np.asarray(n, dtype="int64"), days.shape)
+            work = self.working[safe].astype("int64")
+            target = np.where(n > 0, here + n,                   # n-th after, date not counted
+                     np.where(n == 0, here + 1 - work,           # the date, or the next working day
+                              here - work + n + 1))              # |n|-th strictly before
         pos = target - 1  # 0-based position in working_dates
         if (~nat & ((pos < 0) | (pos >= len(self.working_dates)))).any():
             raise ValueError(f"working-day arithmetic leaves the production calendar ({self.range_text})")
