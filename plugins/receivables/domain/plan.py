@@ -164,57 +164,52 @@ def _distinct(doc_code: np.ndarray) -> bool:
     return int(doc_code.max(initial=-1)) + 1 == len(doc_code)
 
 
-def _register_rows(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, parts: list[pd.DataFrame]
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rows of all `parts`' references among the documents and among the steps (-1: absent),
-    for `_in_register`'s table, or None where it matches every candidate's keys instead. One
-    hashing that needs no candidate: the plan runs it beside the documents' sort."""
+def _register_tables(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, parts: list[pd.DataFrame]
+                     ) -> list[np.ndarray] | None:
+    """For each of `parts`, a documents x steps table (by document row; the last column: the
+    missing step) marking the (document, step) pairs it holds, for `_in_register`; or None where
+    it matches every candidate's keys instead. One hashing of all the parts' references that needs
+    no candidate: the plan runs it beside the documents' sort, once for all of its parts."""
     if not any(len(p) for p in parts) or not _distinct(doc_code) or len(doc_refs) * len(step_id) > 4 * _PAIR_TABLE_LIMIT:
         return None
     doc = positions(pd.concat([p["document_ref"].astype("str") for p in parts], ignore_index=True), doc_refs)
     step = positions(pd.concat([p["step_id"].astype("str") for p in parts], ignore_index=True), step_id)
-    return doc, step
-
-
-def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
-                 parts: list[pd.DataFrame], *, order: tuple[np.ndarray, np.ndarray] | None = None,
-                 located: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
-    """For each register part (its document_ref and step_id), whether it holds each candidate's
-    (document, step) (missing matches missing; `step_id` ends with the missing step of candidates
-    without one, row -1).
-
-    With distinct documents (`doc_code` as `_codes` gives) the parts' rows are found among the
-    documents by one hashing of all their references and marked in a documents x steps table,
-    read once per candidate; otherwise `_pairs_in` matches every candidate's keys. With `order`
-    (the documents' order, or a part of it, and each candidate's place in it, as `_expand_index`
-    gives) the table's rows are the places, so that the candidates read it in order (at a million documents reading
-    it by document row waited on memory for every candidate). `located` is what `_register_rows`
-    gave for the same arguments, when it ran already."""
-    n_docs, n_steps = len(doc_refs), len(step_id)
-    if not any(len(p) for p in parts):
-        return [np.zeros(len(di), dtype=bool) for _ in parts]
-    if located is None:
-        located = _register_rows(doc_refs, doc_code, step_id, parts)
-    if located is None:
-        return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
-                else np.zeros(len(di), dtype=bool) for p in parts]
-    doc, step = located
-    rows, n_rows = di, n_docs
-    if order is not None:  # (the documents of a part of the plan, `plan_parts`: the rest have no place)
-        doc_order, rows = order
-        place = np.full(n_docs, -1, dtype=np.intp)
-        place[doc_order] = np.arange(len(doc_order))
-        doc = np.where(doc >= 0, place[np.maximum(doc, 0)], -1)
-        n_rows = len(doc_order)
-    out, start = [], 0
+    tables, start = [], 0
     for p in parts:
         d, s = doc[start:start + len(p)], step[start:start + len(p)]
         start += len(p)
         found = (d >= 0) & (s >= 0)
-        table = np.zeros((n_rows, n_steps), dtype=bool)
+        table = np.zeros((len(doc_refs), len(step_id)), dtype=bool)
         table[d[found], s[found]] = True
-        out.append(table[rows, si])  # si -1: the last column, the missing step
-    return out
+        tables.append(table)
+    return tables
+
+
+def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, di: np.ndarray, si: np.ndarray,
+                 parts: list[pd.DataFrame], *, order: tuple[np.ndarray, np.ndarray] | None = None,
+                 located: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """For each register part (its document_ref and step_id), whether it holds each candidate's
+    (document, step) (missing matches missing; `step_id` ends with the missing step of candidates
+    without one, row -1).
+
+    With distinct documents (`doc_code` as `_codes` gives) each part's pairs are marked in a
+    documents x steps table (`_register_tables`), read once per candidate; otherwise `_pairs_in`
+    matches every candidate's keys. With `order` (the documents' order, or a part of it, and each
+    candidate's place in it, as `_expand_index` gives) the table's rows are taken in that order
+    first, so that the candidates read it in order (at a million documents reading it by document
+    row waited on memory for every candidate). `located` is what `_register_tables` gave for the
+    same arguments, when it ran already."""
+    if not any(len(p) for p in parts):
+        return [np.zeros(len(di), dtype=bool) for _ in parts]
+    if located is None:
+        located = _register_tables(doc_refs, doc_code, step_id, parts)
+    if located is None:
+        return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
+                else np.zeros(len(di), dtype=bool) for p in parts]
+    if order is None:
+        return [table[di, si] for table in located]  # si -1: the last column, the missing step
+    doc_order, place = order  # (the documents of a part of the plan, `plan_parts`)
+    return [table[doc_order][place, si] for table in located]
 
 
 def _descending(days: np.ndarray) -> np.ndarray:
@@ -822,7 +817,7 @@ def _parts(aging: pd.DataFrame, shared: _Shared, policy: Policy, as_of: dt.date,
     # thread settles the reasons: the documents' and steps' columns as soon as the candidates are
     # known, the targets' once known
     with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="plan") as pool:
-        located = pool.submit(_register_rows, docs["document_ref"], doc_code, step_id, [reg, refused])
+        located = pool.submit(_register_tables, docs["document_ref"], doc_code, step_id, [reg, refused])
         managers = pool.submit(managers_at)
         # candidates come in output order (documents by date and number): the final sort is (almost)
         # a no-op. The documents themselves stay in aging's order: most output columns are codes now,
