@@ -229,6 +229,7 @@ def test_categorical_references_give_what_their_text_gives(keys, index, other):
                                                                         "n": 2})])
     assert both["r"].dtype == "category" and list(both.columns) == ["r", "n"]
     assert both["r"].astype("str").tolist() == pd.Series(keys + other, dtype="str").tolist()
+    assert list(both["r"].cat.categories) == sorted({v for v in keys + other if v is not None})
     # one categorical type in every frame: concatenated as it is; only the used categories kept
     same = concat_frames([pd.DataFrame({"r": cat}), pd.DataFrame({"r": cat.iloc[::-1]})])
     assert same["r"].dtype == cat.dtype

@@ -396,8 +396,10 @@ def _sorted_stages(orders: pd.DataFrame, frames: Mapping[str, pd.DataFrame], at:
     any_nat = nat.any()
     # dates, as normalise gives them: in days, the keys leave room for the row numbers
     # (`frames.stable_order`)
-    if not ((day[~nat] if any_nat else day) % 86400).any():
-        day = day // 86400
+    days = day // 86400  # (numpy divides by a constant with multiplications; its % divides each value)
+    if np.array_equal(days[~nat] * 86400, day[~nat]) if any_nat else np.array_equal(days * 86400, day):
+        day = days
+    del days
     if any_nat:
         day = np.where(nat, day.max(where=~nat, initial=np.iinfo("int64").min) + 1, day)
     order = lexsort((line, day, doc))
