@@ -593,7 +593,9 @@ def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda nam
         for col, kind in (("payment_number", TEXT), ("payment_date", DATE), ("organization_ref", REF)):
             joined[col] = convert(kind, head[col], categorical=col in CATEGORICAL["payments"]
                                   ).take(row).reset_index(drop=True)
-        joined["source"] = source
+        # one value for every line: a categorical of it as it stands (as text it was factorized per row)
+        joined["source"] = pd.Categorical.from_codes(np.zeros(len(joined), dtype=np.int8),
+                                                     dtype=pd.CategoricalDtype(pd.Index([source], dtype="str")))
         part = typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date", "organization_ref"))
         part["payment_key"] = line_keys if len(hit) == len(lines) else line_keys[hit]
         parts.append(part)
