@@ -385,3 +385,40 @@ def test_the_extract_set_by_set_gives_the_whole_extracts_frames(min_values, odd)
     assert set(pays["source"]) == {"bank", "cash"} and (pays["payment_key"] >= 0).all()
     assert len(expected["orders"]) < len(raw["Document_ЗаказКлиента"])  # the as-of date cut some
     assert len(expected["stages"]) < len(raw["Document_ЗаказКлиента_ЭтапыГрафикаОплаты"])
+
+
+_GUID_BYTES = b"0123456789abcdef-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.lists(
+    st.one_of(st.sampled_from(_GUID_BYTES), st.integers(0, 255)), min_size=36 * n, max_size=36 * n)),
+    st.integers(0, 7))
+def test_compiled_guid_scan_answers_as_the_numpy_scan(values, skip):
+    """`guid_keys.empty_guid_rows` (64-bit words at a time) equals `_empty_guid_rows` on any
+    bytes, at any alignment: None when some byte could change under `ref`, else the same rows."""
+    import numpy as np
+
+    from receivables.domain import guid_keys
+    from receivables.domain.normalise import _empty_guid_rows
+
+    data = np.frombuffer(bytes(skip) + bytes(values), dtype=np.uint8)[skip:]  # (unaligned words too)
+    want, got = _empty_guid_rows(data), guid_keys.empty_guid_rows(data)
+    assert (got is None) == (want is None)
+    assert want is None or got.tolist() == want.tolist()
+
+
+def test_compiled_guid_scan_sees_every_byte_ref_could_change_wherever_it_is():
+    import numpy as np
+
+    from receivables.domain import guid_keys
+    from receivables.domain.normalise import _changes_under_ref
+
+    empty, guid = b"00000000-0000-0000-0000-000000000000", b"b1c89d94-cb6a-11e6-aede-5404a6b4b8ed"
+    guids = np.frombuffer(empty + guid + empty, dtype=np.uint8)  # 108 bytes: 13 words and 4 more
+    assert guid_keys.empty_guid_rows(guids).tolist() == [0, 2]
+    for byte in range(256):
+        for at in (0, 5, 8, 13, 71, 103, 104, 107):  # places in a word, and in the bytes after the words
+            data = guids.copy()
+            data[at] = byte
+            assert (guid_keys.empty_guid_rows(data) is None) == _changes_under_ref(data), (byte, at)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.extensions import take
 
+from receivables.domain import guid_keys
 from receivables.domain.frames import (
     BOOL,
     CATEGORICAL,
@@ -141,24 +142,27 @@ def _canonical_refs(arr: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """`ref` of reference text that lower-casing and trimming would not change, or None
     when some value might change (then the general path runs).
 
-    One scan of the raw bytes, in numpy, instead of Arrow's trim, lower-case, compare and
-    hash of every value (a million open documents hold ~45M references: 3.2 -> 0.4 s of
+    One scan of the raw bytes (in numpy; for a column of GUIDs at scale, compiled:
+    `guid_keys.empty_guid_rows`) instead of Arrow's trim, lower-case, compare and hash of every value (a million open documents hold ~45M references: 3.2 -> 0.4 s of
     CPU): the text is canonical when it holds no upper-case ASCII, non-ASCII, space or
     control byte. The empty references then keep the text's buffers under a new validity
     bitmap, and only values shaped like one ('', 'none', a GUID starting with '0') are
     compared."""
-    chunks = [_canonical_chunk(chunk) for chunk in arr.chunks]
+    # compiled where the numbering's compiled code is loaded anyway (`guid_keys.MIN_VALUES`)
+    compiled = len(arr) >= guid_keys.MIN_VALUES and guid_keys.available()
+    chunks = [_canonical_chunk(chunk, compiled=compiled) for chunk in arr.chunks]
     if any(chunk is None for chunk in chunks):
         return None
     return pa.chunked_array(chunks, type=arr.type)
 
 
-def _canonical_chunk(chunk: pa.Array) -> pa.Array | None:
+def _canonical_chunk(chunk: pa.Array, *, compiled: bool = False) -> pa.Array | None:
     if not len(chunk):
         return chunk
     offsets, data = text_buffers(chunk)
     if len(data) == 36 * len(chunk) and (np.diff(offsets) == 36).all():
-        maybe = _empty_guid_rows(data)  # GUIDs only (no null, no other length)
+        # GUIDs only (no null, no other length)
+        maybe = guid_keys.empty_guid_rows(data) if compiled else _empty_guid_rows(data)
         if maybe is None:
             return None
     elif _changes_under_ref(data):
