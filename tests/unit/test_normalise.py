@@ -21,6 +21,24 @@ def test_money_becomes_exact_integer_kopecks():
     assert str(s.dtype) == "Int64"
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none(),
+                          st.integers(-(10**17), 10**17).map(lambda k: k / 100)), max_size=20), st.booleans())
+def test_money_and_integers_are_missing_exactly_where_no_whole_int64_is_meant(values, shuffled_index):
+    from receivables.domain.normalise import integer
+
+    index = pd.RangeIndex(len(values))[::-1] if shuffled_index else None
+    s = pd.Series(values, dtype="float64", index=index)
+    kop, num = money(s), integer(s)
+    assert str(kop.dtype) == str(num.dtype) == "Int64" and kop.index.equals(s.index) and num.index.equals(s.index)
+    for v, k, n in zip(values, kop, num, strict=True):
+        cents = None if v is None or not np.isfinite(v * 100.0) else np.rint(v * 100.0)
+        assert (k is pd.NA) == (cents is None or abs(cents) >= 9e15)
+        assert k is pd.NA or k == int(cents)
+        whole = v is not None and np.isfinite(v) and abs(v) < 2**53 and v == np.floor(v)
+        assert (n is pd.NA) != whole and (n is pd.NA or n == int(v))
+
+
 def test_empty_reference_and_case():
     s = ref(pd.Series(["00000000-0000-0000-0000-000000000000", "B1C89D94-CB6A-11E6-AEDE-5404A6B4B8ED", None]))
     assert s.isna().tolist() == [True, False, True]

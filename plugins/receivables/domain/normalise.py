@@ -287,10 +287,17 @@ def money(s: pd.Series) -> pd.Series:
     rubles = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     with np.errstate(over="ignore", invalid="ignore"):  # absurd amounts become inf: missing below
         kop = np.rint(rubles * 100.0)
-    ok = np.isfinite(kop) & (np.abs(kop) < 9e15)
-    arr = pd.array(np.where(ok, kop, 0).astype("int64"), dtype="Int64")
-    arr[~ok] = pd.NA
-    return pd.Series(arr, index=s.index)
+    out = _int64_or_missing(kop, ~(np.abs(kop) < 9e15))  # (NaN and inf compare False)
+    out.index = s.index
+    return out
+
+
+def _int64_or_missing(values: np.ndarray, missing: np.ndarray) -> pd.Series:
+    """Nullable Int64 of whole float64 `values` (ours: written to), `missing` where marked; built
+    from the two arrays as they are (`pd.array` and a masked assignment copied and checked both)."""
+    if missing.any():
+        values[missing] = 0
+    return pd.Series(pd.arrays.IntegerArray(values.astype("int64"), missing))
 
 
 def text(s: pd.Series) -> pd.Series:
@@ -345,9 +352,9 @@ def integer(s: pd.Series) -> pd.Series:
     """Int64 arrives as text; anything not a whole finite number becomes missing."""
     num = _numbers(s)
     ok = np.isfinite(num) & (np.abs(num) < 2**53) & (num == np.floor(np.where(np.isfinite(num), num, 0)))
-    arr = pd.array(np.where(ok, num, 0).astype("int64"), dtype="Int64")
-    arr[~ok] = pd.NA
-    return pd.Series(arr, index=s.index)
+    out = _int64_or_missing(np.array(num, dtype="float64"), ~ok)
+    out.index = s.index
+    return out
 
 
 def floating(s: pd.Series) -> pd.Series:
