@@ -206,10 +206,15 @@ def _in_register(doc_refs: pd.Series, doc_code: np.ndarray, step_id: pd.Series, 
     if located is None:
         return [_pairs_in([(doc_refs, di), (step_id, si)], [p["document_ref"], p["step_id"]]) if len(p)
                 else np.zeros(len(di), dtype=bool) for p in parts]
+    # each candidate's cell as one flat position (si -1: the last column, the missing step): a
+    # one-dimensional take, where indexing by two arrays walked numpy's general iterator
+    n_steps = len(step_id)
     if order is None:
-        return [table[di, si] for table in located]  # si -1: the last column, the missing step
+        cell = di * n_steps + si % n_steps
+        return [table.ravel().take(cell) for table in located]
     doc_order, place = order  # (the documents of a part of the plan, `plan_parts`)
-    return [table[doc_order][place, si] for table in located]
+    cell = place * n_steps + si % n_steps
+    return [table.take(doc_order, axis=0).ravel().take(cell) for table in located]
 
 
 def _descending(days: np.ndarray) -> np.ndarray:
