@@ -632,6 +632,34 @@ HISTORY = [
     "2.8M posted orders, not the 1M owing: 1.88 -> 2.07 s median), and the payments' join taking its "
     "lines a chunk at a time (no change: it keeps 98% of the rows).",
     "",
+    "- **Sorts by value, a compiled scan, a worker for the payments' totals** (2026-12-07, late evening, "
+    "the same Intel Xeon VM, which ran slower again by then: the same run's raw smtplib loop 517/s against "
+    "761, the row-by-row reference's runs slower too). Profiled per stage with py-spy, line_profiler and "
+    "a timeline of each stage's thread jobs; every change was judged by old and new runs interleaved in one "
+    "process on the same 1M frames, with equal outputs. `frames.stable_order`: where packed sort keys leave "
+    "room for their row numbers below them, numpy's vectorised sort of the keys so widened (distinct, so "
+    "ties stay in row order) replaces the stable argsort's timsort (1M documents' order 120 -> 9 ms on this "
+    "AVX-512 VM); `lexsort` and the plan's document order use it, and aging sorts its stages by day. "
+    "`packed_text_key` reads values of one length as rows of bytes, each position's bounds a block of rows "
+    "at a time (1M document numbers 107 -> 29 ms). Aging (1.86 -> 1.09 s median, six pairs): what the "
+    "settlement objects were paid is found on a worker while the stages are sorted, the shared orders sort "
+    "on dense object codes so that their keys pack, keys already ascending need no hashing to be unique, "
+    "and the calendar's arithmetic with one n computes its formula only. Plan (2.08 -> 1.95 s, 14 pairs): "
+    "the register's (document, step) tables once per plan, not per part; a pool's segment members hashed "
+    "as Arrow text (a Python set of them: 88 -> 21 ms); settlement and organization matched per category. "
+    "Normalise (2.26-2.28 -> 2.00-2.02 s, eight and ten pairs): `concat_frames` unites categoricals "
+    "without pandas' union_categoricals (0.13 s of hashing Python objects on the payments' thread), the "
+    "payments' source is a categorical of its one value, `ref`'s canonical scan of GUID columns at scale is "
+    "compiled (`guid_keys.empty_guid_rows`: 64-bit words, carry-free byte tests; 2.85M references ~100 -> "
+    "~20 ms), money and integers become Int64 from their values and mask (30 -> 18 ms per 2.85M). The "
+    "whole 1M compute, `--one 1000000` processes alternating with the previous commit's: medians 6.18 and "
+    "6.21 s against 7.47 and 6.71; peak 3 188-3 202 MB against 3 144-3 148 (aging's two sides' "
+    "temporaries now live at once). `make bench` right after: 6.52 s median, 88x the reference at 100k "
+    "(68x in the run above). Tried and dropped: numbering the documents' references as each of their "
+    "frames is made (normalise is CPU-bound on two cores: no change), the plan's letter holds on a worker "
+    "(slower: pandas holds the GIL there), `NUMPY_MADVISE_HUGEPAGE=0` (8.2 s against 6.3: transparent "
+    "huge pages pay for their faults).",
+    "",
 ]
 
 
