@@ -203,9 +203,10 @@ def allocate_payments(orders: pd.DataFrame, first_due: pd.Series, payments: pd.D
 
 
 class _Totals(NamedTuple):
-    """`_object_totals`: what each order's settlement object was paid in all (int64 kopecks, its
-    own array), and the orders that share their object with others: their rows, ordered by
-    object (dense codes), by date and by number (the tie-breaks after the due date)."""
+    """`_object_totals`: what each order's settlement object was paid in all (int64 kopecks, an
+    array of its own), and of the orders that share their object with others: their rows, their
+    objects (dense codes) and the sort keys of their dates and numbers (the tie-breaks after the
+    due date)."""
 
     paid: np.ndarray
     shared: np.ndarray

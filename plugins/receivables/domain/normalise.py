@@ -142,9 +142,9 @@ def _canonical_refs(arr: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """`ref` of reference text that lower-casing and trimming would not change, or None
     when some value might change (then the general path runs).
 
-    One scan of the raw bytes (in numpy; for a column of GUIDs at scale, compiled:
-    `guid_keys.empty_guid_rows`) instead of Arrow's trim, lower-case, compare and hash of every value (a million open documents hold ~45M references: 3.2 -> 0.4 s of
-    CPU): the text is canonical when it holds no upper-case ASCII, non-ASCII, space or
+    One scan of the raw bytes (in numpy; a column of GUIDs at scale compiled,
+    `guid_keys.empty_guid_rows`) instead of Arrow's trim, lower-case, compare and hash of every
+    value (a million open documents hold ~45M references: 3.2 -> 0.4 s of CPU): the text is canonical when it holds no upper-case ASCII, non-ASCII, space or
     control byte. The empty references then keep the text's buffers under a new validity
     bitmap, and only values shaped like one ('', 'none', a GUID starting with '0') are
     compared."""
