@@ -440,3 +440,20 @@ def test_compiled_guid_scan_sees_every_byte_ref_could_change_wherever_it_is():
             data = guids.copy()
             data[at] = byte
             assert (guid_keys.empty_guid_rows(data) is None) == _changes_under_ref(data), (byte, at)
+
+
+@pytest.mark.parametrize("odd", [None, "B1C89D94-CB6A-11E6-AEDE-5404A6B4B8ED", "b1c89d94-cb6a-11e6-aede-5404a6b4b8e "])
+def test_ref_takes_the_compiled_scan_at_scale_and_answers_as_before(monkeypatch, odd):
+    """At `guid_keys.MIN_VALUES` values (lowered here) `ref`'s canonical scan of GUID columns runs
+    compiled: the same references and empty ones, and text it would change still goes the careful way."""
+    import pyarrow as pa
+
+    from receivables.domain import guid_keys
+
+    guids = ["b1c89d94-cb6a-11e6-aede-5404a6b4b8ed", "00000000-0000-0000-0000-000000000000",
+             "0a1b2c3d-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001"] * 3
+    values = guids + ([odd] if odd else [])
+    want = ref(pd.Series(values, dtype=object))
+    monkeypatch.setattr(guid_keys, "MIN_VALUES", 0)
+    got = ref(pd.Series(pa.chunked_array([pa.array(values[:5]), pa.array(values[5:])]), dtype="str"))
+    assert got.isna().tolist() == want.isna().tolist() and got.dropna().tolist() == want.dropna().tolist()
