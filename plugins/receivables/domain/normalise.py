@@ -162,7 +162,7 @@ def _canonical_chunk(chunk: pa.Array, *, compiled: bool = False) -> pa.Array | N
     offsets, data = text_buffers(chunk)
     if len(data) == 36 * len(chunk) and (np.diff(offsets) == 36).all():
         # GUIDs only (no null, no other length)
-        maybe = guid_keys.empty_guid_rows(data) if compiled else _empty_guid_rows(data)
+        maybe = guid_keys.empty_guid_rows(data, _ZERO_AT) if compiled else _empty_guid_rows(data)
         if maybe is None:
             return None
     elif _changes_under_ref(data):
