@@ -599,20 +599,23 @@ def _payments(raw: Mapping[str, RawSet], done: Callable[[str], Any] = lambda nam
         at = key_positions(line_keys, receipt_keys if len(kept) == len(head) else receipt_keys[kept])
         hit = np.flatnonzero(at >= 0)
         row = kept[at[hit]]
-        joined = lines if len(hit) == len(lines) else lines.take(hit)
+        every_line = len(hit) == len(lines)
+        joined = lines if every_line else lines.take(hit)
         joined = joined.reset_index(drop=True)
+        del lines
+        done(rows)  # what the join took of the lines is its own (or it is all of them): the set can go
         for col, kind in (("payment_number", TEXT), ("payment_date", DATE), ("organization_ref", REF)):
             joined[col] = convert(kind, head[col], categorical=col in CATEGORICAL["payments"]
                                   ).take(row).reset_index(drop=True)
+        del head
+        done(header)  # (and the receipts, before the lines' columns are converted)
         # one value for every line: a categorical of it as it stands (as text it was factorized per row)
         joined["source"] = pd.Categorical.from_codes(np.zeros(len(joined), dtype=np.int8),
                                                      dtype=pd.CategoricalDtype(pd.Index([source], dtype="str")))
         part = typed(joined, "payments", ready=("payment_ref", "payment_number", "payment_date", "organization_ref"))
-        part["payment_key"] = line_keys if len(hit) == len(lines) else line_keys[hit]
+        part["payment_key"] = line_keys if every_line else line_keys[hit]
         parts.append(part)
-        del head, lines, joined, receipt_keys, line_keys
-        done(header)
-        done(rows)
+        del joined, receipt_keys, line_keys
     if not parts:
         return typed(pd.DataFrame(), "payments").assign(payment_key=np.empty(0, dtype="int64"))
     return concat_frames(parts)
