@@ -750,6 +750,7 @@ def _details(doc: dict[str, Any]) -> list[str]:
         if "error" in co:
             out += [f"Not measured: `{co['error']}`.", ""]
         else:
+            out += [co["method"], ""] if co.get("method") else []
             out += _compute_tables(co)
             body = {k: v for k, v in co.items() if k != "bench_seconds"}
             out += ["The whole measurement:", "", "```json",
@@ -762,11 +763,11 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
     the speed-up."""
     out = ["| open documents | raw rows | normalise s | aging s | of which the least key lookups s | plan s | "
            "total s | best run s | CPU s: user / system | peak RSS MB | compute adds MB | each stage adds MB "
-           "(normalise / aging / plan) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "(normalise / aging / plan) | each stage's peak MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in co.get("sizes", []):
         if "seconds" not in r:
-            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | | | |")
+            out.append(f"| {_fmt(r['size'])} | | | | | | {r.get('error', 'failed')} | | | | | | |")
             continue
         sec = r.get("seconds_median") or r["seconds"]  # (results of before medians: the best run)
         cpu = (r.get("cpu_seconds") or {}).values()
@@ -775,12 +776,16 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
                    f"{sec['aging']} | {r.get('aging_join_floor_seconds', '')} | {sec['plan']} | "
                    f"**{sec['total']}** | {r['seconds']['total']} | {cpu_text} | {_fmt(r['peak_rss_mb'])} | "
                    f"{_fmt(r['compute_rss_mb'])} | "
-                   + " / ".join(_fmt(v) for v in (r.get("stage_added_rss_mb") or {}).values()) + " |")
+                   + " / ".join(_fmt(v) for v in (r.get("stage_added_rss_mb") or {}).values()) + " | "
+                   + " / ".join(_fmt(v) for v in (r.get("stage_peak_rss_mb") or {}).values()) + " |")
     fresh = co.get("fresh_memory")
     if fresh:
         b, a = fresh["before"], fresh["after"]
         out += ["", "*normalise, aging, plan, total*: the median of the size's runs (the first run of a process, "
-                "touching its memory for the first time, is the slowest); *best run*: the fastest run's total. "
+                "touching its memory for the first time, is the slowest); normalise's without reading the raw "
+                "sets back (the stand-in for 1C's answers, on normalise's own thread: "
+                + ", ".join(f"{r['read_seconds_median']} s" for r in co.get("sizes", []) if "read_seconds_median" in r)
+                + " by size). *best run*: the fastest run's total. "
                 f"*CPU s*: the best run's CPU time of the three stages, both threads; *system* is the kernel's, "
                 "mostly providing fresh memory. *Fresh memory on this machine*: a new process filling "
                 f"{b['gib']} GiB three times took {b['seconds_per_gib']} s per GiB before the sizes ran and "
@@ -790,7 +795,7 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
                 "it about a second."]
     out += _memory_lines(co)
     out += ["", "*The least key lookups*: one Arrow hash lookup of every stage's order and of every open "
-            "order's and payment's settlement object, timed alone on the same frames: what aging's joins cost "
+            "order's and payment's settlement object, timed alone on the whole as-of view's frames: what aging's joins cost "
             "on GUID text. Aging now joins on integer keys instead, numbered in normalise by one hashing of "
             "those reference columns per kind of thing referred to (`frames.with_keys`), which normalise's "
             "time includes.", ""]
@@ -812,39 +817,34 @@ def _compute_tables(co: dict[str, Any]) -> list[str]:
 
 def _memory_lines(co: dict[str, Any]) -> list[str]:
     """Where the largest size's bytes are (`bench_compute.memory_by_kind`), against the 2 GB target."""
+    from benchmarks.bench_compute import MEMORY_TARGET_MB
+
     sized = [r for r in co.get("sizes", []) if r.get("memory_by_kind_mb")]
     if not sized:
         return []
     r = sized[-1]
     inp, fr = r["memory_by_kind_mb"]["input"], r["memory_by_kind_mb"].get("frames")
-    text = (f"*Where the memory is* at {_fmt(r['open_documents'])} open documents, the columns' own bytes: the input "
-            f"holds {_fmt(inp['total'])} MB, of which {_fmt(inp['reference_text'])} MB is the text of "
+    text = (f"*Where the memory is* at {_fmt(r['open_documents'])} open documents, the columns' own bytes: the raw "
+            f"sets hold {_fmt(inp['total'])} MB, of which {_fmt(inp['reference_text'])} MB is the text of "
             f"{_fmt(inp['reference_values'])} references (1C's GUIDs, 36 bytes and an 8-byte offset each; as "
             f"16-byte numbers {_fmt(inp['reference_as_numbers_mb'])} MB), {_fmt(inp['other_text'])} MB other text, "
             f"{_fmt(inp['categorical'])} MB categorical columns (fields that repeat: a small code a row) and "
-            f"{_fmt(inp['numbers'])} MB numbers and dates; the process holding it (the interpreter, the libraries, "
-            f"the allocators' spare pages, the register) is at {_fmt(r['input_rss_mb'])} MB before any compute.")
+            f"{_fmt(inp['numbers'])} MB numbers and dates. Normalise reads them one set at a time, as the extract "
+            "task reads 1C, and lets each go once its frame is made; the receipts' four sets are read first and "
+            "their payments made on a worker while the orders are. The process is at "
+            f"{_fmt(r['input_rss_mb'])} MB before any compute (the interpreter, the libraries, the register).")
     if fr:
-        text += (f" The frames normalise makes hold {_fmt(fr['total'])} MB, {_fmt(fr['reference_text'])} MB of it "
-                 f"reference text ({_fmt(fr['reference_values'])} values, "
-                 f"{_fmt(fr['reference_as_numbers_mb'])} MB as numbers), the input's own buffers but for the "
-                 "payments' (a filter of the receipts' lines copies its rows).")
-    from benchmarks.bench_compute import MEMORY_TARGET_MB
-
-    left = MEMORY_TARGET_MB - r["input_rss_mb"]
-    added = r.get("stage_added_rss_mb") or {}
-    text += (f" Against a 2 GB peak that leaves the compute {_fmt(left)} MB, and it adds {_fmt(r['compute_rss_mb'])} MB; "
-             f"the stages add {_fmt(added.get('normalise', 0))} MB (normalise: the frames, beside the input they come "
-             f"from), {_fmt(added.get('aging', 0))} MB (aging) and {_fmt(added.get('plan', 0))} MB (the plan, built in "
-             "parts of documents, `plan.plan_parts`, each let go as the plan task writes it) to what they start from. "
-             "References held as 16-byte numbers from the client's pages to where rows leave the pipeline would take "
-             f"{_fmt(inp['reference_text'] - inp['reference_as_numbers_mb'])} MB off the input and more off the "
-             "frames; no smaller working set in one stage closes the gap while the input holds their text.")
-    saved = inp["reference_text"] - inp["reference_as_numbers_mb"]
-    if r.get("peak_rss_mb"):
-        text += (f" Nor would that alone: the peak less the input's saving is still {_fmt(r['peak_rss_mb'] - saved)} MB "
-                 "(the frames mostly share the input's buffers, so their saving is mostly the same bytes); "
-                 "2 GB needs the compute's own working set to shrink as well.")
+        text += (f" Of the frames, what the aging and plan tasks read back is kept: {_fmt(fr['total'])} MB, "
+                 f"{_fmt(fr['reference_text'])} MB of it reference text ({_fmt(fr['reference_values'])} values); "
+                 "the settlement objects', payments' and stages' references are read as their integer keys.")
+    peaks = r.get("stage_peak_rss_mb")
+    if peaks and r.get("peak_rss_mb"):
+        text += (" The stages peak at " + " / ".join(_fmt(peaks.get(k, 0)) for k in ("normalise", "aging", "plan"))
+                 + " MB (normalise / aging / plan): normalise with the orders' set and frame beside the receipts' "
+                 "and the payments being made from them, and the references' numberings; aging with the frames "
+                 "and its temporaries; the plan with the snapshot, its own frames and one part of the plan at a "
+                 f"time. The peak, {_fmt(r['peak_rss_mb'])} MB, is {_fmt(MEMORY_TARGET_MB - r['peak_rss_mb'])} MB "
+                 f"{'under' if r['peak_rss_mb'] <= MEMORY_TARGET_MB else 'over'} the 2 GB target.")
     return ["", text]
 
 

@@ -145,3 +145,37 @@ def test_memory_by_kind_tells_reference_text_from_other_text_and_prices_it_as_nu
     assert out["other_text"] == round((n * 36 - 1 + (n + 1) * 8) / 2**20)
     assert out["numbers"] == round(n * 8 / 2**20) and out["categorical"] == 0  # a byte a code: 0.125 MB
     assert out["total"] == round(sum(out[k] for k in ("reference_text", "other_text", "categorical", "numbers")))
+
+
+def test_compute_normalises_set_by_set_and_keeps_what_the_tasks_read(tmp_path):
+    """bench_compute's compute is the pipeline's: every raw set read back once, when normalise asks
+    for it; of each frame, what the aging and plan tasks read, equal to the whole as-of view's
+    columns; aging on those gives the whole view's snapshot."""
+    import pandas as pd
+
+    bench_compute = pytest.importorskip("benchmarks.bench_compute")
+    from receivables.domain.aging import AGING_READS, compute_aging
+    from receivables.domain.normalise import as_of_view, normalise
+    from receivables.domain.plan import PLAN_FRAMES
+    from receivables.extract import frame_of_pages
+    from receivables.onec.emulator.generator import generate_company
+    from receivables.onec.schema import READ_SETS
+
+    ds = generate_company(seed=3, scale=0.02, end_date=bench_compute.END)
+    raw = {name: frame_of_pages(name, [[dict(r) for r in ds.rows(name)]]) for name in READ_SETS}
+    read_set = bench_compute.spill_sets(raw, tmp_path)
+    asked: list[str] = []
+
+    def counted(name: str):
+        asked.append(name)
+        return read_set(name)
+
+    kept, read_seconds = bench_compute.normalise_for_tasks(counted)
+    assert sorted(asked) == sorted(READ_SETS) and read_seconds > 0
+    whole = as_of_view(normalise(raw), bench_compute.AS_OF, extracted_on=bench_compute.END)
+    assert set(kept) == set(AGING_READS) | set(PLAN_FRAMES)
+    for name, df in kept.items():
+        assert set(df.columns) <= set(AGING_READS.get(name, ())) | (set(whole[name]) if name in PLAN_FRAMES else set())
+        pd.testing.assert_frame_equal(df, whole[name][list(df.columns)], obj=name)
+    assert "document_ref" not in kept["stages"]  # every order keyed once: the stages join on their keys
+    pd.testing.assert_frame_equal(compute_aging(kept, bench_compute.AS_OF), compute_aging(whole, bench_compute.AS_OF))
