@@ -659,6 +659,29 @@ HISTORY = [
     "frames is made (normalise is CPU-bound on two cores: no change), the plan's letter holds on a worker "
     "(slower: pandas holds the GIL there), `NUMPY_MADVISE_HUGEPAGE=0` (8.2 s against 6.3: transparent "
     "huge pages pay for their faults).",
+    "- **The compute as the pipeline runs it** (2026-12-07, night, an AMD EPYC VM). Until now this "
+    "benchmark normalised the whole raw extract held in memory (`normalise(raw)`, both cores), a path the "
+    "DAG does not take: the extract task reads 1C one set at a time and normalises each as it comes "
+    "(`normalise_as_of`), and the aging and plan tasks read back only the columns and frames they use. "
+    "So its peak was the raw sets and every frame at once (3 244 MB at 1M on this VM, 4.2 s median), "
+    "while its time was that of a normalise the pipeline never runs. The benchmark now runs the "
+    "pipeline's path in one process: the raw sets wait in a pickle each and are read back as normalise "
+    "asks for them (their reading, the stand-in for 1C's answers, timed apart: ~0.45 s at 1M), of each "
+    "frame what the later tasks read is kept (`task_reads`; a test checks it against the whole as-of "
+    "view, aging's snapshot included), and memory freed between the stages goes back to the system as a "
+    "task's process ending gives it back. That path normalised on one thread: 2.8 s at 1M, peak 1.9-2.0 "
+    "GB. Two changes to it: the payments (two joins of receipts and their lines, the longest frame to "
+    "make) are made on a worker while the documents are made, every set still read on the calling "
+    "thread, the receipts' first, and their settlement references numbered after the objects' as before "
+    "(the same frames and keys, tested against the whole extract's): 2.8 -> 1.9 s; and the payments let "
+    "their lines' set go once the join has taken its rows, and the receipts' once their columns are "
+    "converted: the peak 1.90-1.96 -> 1.75-1.78 GB. 1M: 4.73 s median (runs 4.95, 4.70, 4.78, 4.66, "
+    "4.73; normalise 2.25, aging 0.85, plan 1.63), peak 1 825 MB (normalise 1 825, aging 1 605, plan "
+    "1 449). The extract task (`bench_tasks`) 10.4 -> 9.3 s and 1.72 -> 1.89-1.91 GB: the receipts' sets "
+    "and the payments being made now sit beside the orders'. Tried and dropped: starting the payments "
+    "after the orders' frame (2.09 GB in the compute, 2.14 in the extract task); numbering the settlement "
+    "references on a third thread beside the documents' (0.12-0.2 s faster, the peak 0.13-0.23 GB "
+    "higher).",
     "",
 ]
 
