@@ -660,11 +660,20 @@ class RunningKeys:
             self._seen, self._numbering = self._numbering.seen(), None
         text = pa.chunked_array([c.cast(pa.large_string()) for c in chunks], type=pa.large_string())
         seen = self._seen if self._seen is not None else pa.array([], pa.large_string())
-        new = pc.filter(text, pc.and_(pc.is_valid(text), pc.is_null(pc.index_in(text, value_set=seen))))
-        if len(new):  # unique keeps first appearance: the new values are numbered on in that order
-            seen = pa.concat_arrays([seen, pc.unique(new)])
-        self._seen = seen
-        return pc.index_in(text, value_set=seen).fill_null(-1).to_numpy().astype(np.int64, copy=False)
+        # the values seen before are hashed once a column; the new ones are numbered on among themselves
+        # (unique keeps first appearance: they are numbered in that order)
+        found = pc.index_in(text, value_set=seen)
+        new = np.flatnonzero(pc.and_(pc.is_valid(text), pc.is_null(found)).to_numpy(zero_copy_only=False))
+        keys = found.fill_null(-1).to_numpy().astype(np.int64)
+        if len(new):
+            values = text.take(pa.array(new))
+            firsts = pc.unique(values)
+            keys[new] = pc.index_in(values, value_set=firsts).to_numpy().astype(np.int64) + len(seen)
+            self._seen = pa.concat_arrays([seen, firsts.combine_chunks() if isinstance(firsts, pa.ChunkedArray)
+                                           else firsts])
+        else:
+            self._seen = seen
+        return keys
 
 
 class StepKeys:
