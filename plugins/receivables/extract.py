@@ -173,10 +173,9 @@ def extract(client: ODataClient, as_of: dt.date, folder: Path, *,
     Set by set (`normalise_as_of`): each frame is written as soon as it is made (`FrameWriter`)
     and let go, so the task holds the receipts' sets while their payments are made, the document
     set being read, the frames being made, the one being written and the references' numberings,
-    never the whole extract (a
-    worker's memory is sized by this task). The files go to a folder beside the extract's and
-    replace it when every frame is written: a failed or retried run never leaves a mix of two reads
-    of 1C.
+    never the whole extract (a worker's memory is sized by this task). The files go to a folder
+    beside the extract's and replace it when every frame is written: a failed or retried run never
+    leaves a mix of two reads of 1C.
     """
     check_published(client)
     target = folder / "extract"

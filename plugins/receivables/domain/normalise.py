@@ -691,7 +691,7 @@ def normalise_as_of(fetch: Callable[[str], RawSet], as_of: dt.date, emit: Callab
     it (at a million open documents ~1.3 GB of raw sets and as much again of frames). The
     references are numbered as each frame is made, in `KEYED`'s order (`frames.RunningKeys`);
     `min_values`: as there. At a million open documents the payments' worker takes this from
-    2.8 to 1.9 s, peak RSS unchanged (~1.9 GB with the frames aging and the plan read kept).
+    2.8 to 1.9 s; the process peaks at ~1.8 GB keeping what the aging and plan tasks read back.
     """
     read: dict[str, int] = {}
     raw = _Reads(fetch, read)
@@ -710,8 +710,8 @@ def normalise_as_of(fetch: Callable[[str], RawSet], as_of: dt.date, emit: Callab
 
 def _documents_as_of(raw: _Reads, paid: Future, as_of: dt.date, emit: Callable[[str, pd.DataFrame], Any], *,
                      extracted_on: dt.date | None, min_values: int | None) -> None:
-    """`normalise_as_of`'s part on its own thread: the documents, then the payments made on the
-    worker (`paid`) numbered and cut, then the small frames."""
+    """`normalise_as_of`'s part on the calling thread: the documents, then the payments made on
+    the worker (`paid`) numbered and cut, then the small frames."""
     orders = _orders(raw)
     raw.done(ORDERS)
     # each domain's columns name its things about three times over (a document: its order, stages
