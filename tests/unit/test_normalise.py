@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 
 import numpy as np
 import pandas as pd
@@ -386,14 +387,17 @@ def test_the_extract_set_by_set_gives_the_whole_extracts_frames(min_values, odd)
             mp.setattr(guid_keys, "MIN_VALUES", 0)  # normalise's own numbering compiled as well
         expected = as_of_view(normalise(raw), as_of, extracted_on=end)
     fetched: list[str] = []
+    asking: set = set()
     got: dict[str, pd.DataFrame] = {}
 
     def fetch(name: str) -> pd.DataFrame:
         fetched.append(name)
+        asking.add(threading.current_thread())
         return raw[name]
 
     read = normalise_as_of(fetch, as_of, got.__setitem__, extracted_on=end, min_values=min_values)
     assert sorted(fetched) == sorted(raw) and read == {name: len(raw[name]) for name in fetched}
+    assert asking == {threading.current_thread()}  # 1C is asked by the caller's thread alone, one set at a time
     assert list(got) == list(expected)
     _frames_equal(got, expected)
     # payment_key: one key per receipt reference and back, over both kinds of receipt
