@@ -118,32 +118,6 @@ def test_guid_keys_number_like_arrow_and_decline_what_is_not_canonical_guid_text
     assert got.tolist() == want.fill_null(-1).to_numpy(zero_copy_only=False).tolist()
 
 
-@settings(max_examples=150, deadline=None)
-@given(data=st.data(), odd=st.none() | st.sampled_from(ODD_REFS), expected=st.integers(0, 30),
-       order=st.sampled_from(["keyed", "reversed"]))
-def test_step_keys_number_frames_as_they_come_as_numbering_them_together_would(data, odd, expected, order):
-    """`StepKeys` numbers each frame's settlement references as the frame is added, on from the
-    ones before; added in KEYED's order they get exactly `domain_keys`' keys, and otherwise
-    (another order, text that is not GUID text, too few references for the compiled numbering)
-    the result is `domain_keys`' all the same."""
-    from receivables.domain.frames import StepKeys, domain_keys
-
-    frames = {}
-    for name, col in KEYED["settlement"]:
-        n = data.draw(st.integers(0, 10))
-        values = data.draw(st.lists(_ref, min_size=n, max_size=n))
-        if odd is not None and name == "payments" and n:
-            values[data.draw(st.integers(0, n - 1))] = odd
-        frames[name] = pd.DataFrame({col: _column(values, data.draw(st.integers(1, 3)))})
-    names = [name for name, _ in KEYED["settlement"]]
-    steps = StepKeys("settlement", expected, min_values=10)
-    for name in names if order == "keyed" else names[::-1]:
-        steps.add({name: frames[name]})
-    got = steps.result(frames)
-    want = domain_keys(frames, "settlement")
-    assert [g.tolist() for g in got] == [w.tolist() for w in want]
-
-
 @pytest.mark.parametrize(("room", "grows"), [(None, True), (1, True), (2000, True), (4000, False)])
 @pytest.mark.parametrize("sizes", [[4000], [2000, 2000], [1500, 1, 2499], [2000, 0, 1000, 1000]])
 def test_guid_keys_table_grows_and_keeps_every_key(sizes, room, grows):

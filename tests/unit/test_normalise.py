@@ -337,31 +337,6 @@ def test_text_of_arrow_text_equals_the_careful_path(values, cut):
     assert got.dropna().tolist() == want.dropna().tolist()
 
 
-def test_a_consumed_extract_gives_the_same_frames_and_its_big_sets_go():
-    """The extract hands its raw sets over (`consume`): each big one leaves the dict once its
-    frame is built; the frames are those of a normalise that leaves the sets alone."""
-    from pandas.testing import assert_frame_equal
-
-    from receivables.domain.normalise import normalise
-    from receivables.onec.emulator.generator import generate_company
-
-    ds = generate_company(seed=4, scale=0.01, end_date=dt.date(2026, 11, 20))
-    raw = {name: ds.rows(name) for name in ds.names()}
-    expected = normalise(raw)
-    handed = dict(raw)
-    got = normalise(handed, consume=True)
-    assert list(got) == list(expected)
-    for name, df in expected.items():
-        assert_frame_equal(got[name], df)
-    big = {"Document_ЗаказКлиента", "Document_ЗаказКлиента_ЭтапыГрафикаОплаты", "Catalog_ОбъектыРасчетов",
-           "Document_ПоступлениеБезналичныхДенежныхСредств", "Document_ПриходныйКассовыйОрдер",
-           "Document_ПоступлениеБезналичныхДенежныхСредств_РасшифровкаПлатежа",
-           "Document_ПриходныйКассовыйОрдер_РасшифровкаПлатежа"}
-    assert big <= set(raw) and not big & set(handed)
-    assert "Catalog_Партнеры" in handed  # the small sets stay
-    assert len(expected["orders"]) > 100
-
-
 @pytest.mark.parametrize("odd", [False, True], ids=["clean", "odd-references"])
 @pytest.mark.parametrize("min_values", [None, 0], ids=["arrow-hashing", "compiled-guid-keys"])
 def test_the_extract_set_by_set_gives_the_whole_extracts_frames(min_values, odd):

@@ -676,30 +676,6 @@ class RunningKeys:
         return keys
 
 
-class StepKeys:
-    """`domain_keys` of a domain whose frames are made one after another: `add` numbers a frame's
-    reference columns as soon as the frame exists (`RunningKeys`), `result` gives the keys of them
-    all. Frames added in `KEYED`'s order get the keys numbering them together would (first
-    appearance); otherwise `result` numbers them together after all."""
-
-    def __init__(self, domain: str, expected: int, *, distinct: int | None = None,
-                 min_values: int | None = None):
-        self.domain = domain
-        self._running = RunningKeys(expected, distinct=distinct, min_values=min_values)
-        self._keys: dict[tuple[str, str], object] = {}
-
-    def add(self, frames) -> None:
-        for name, col in KEYED[self.domain]:
-            if name in frames:
-                self._keys[(name, col)] = self._running.add(frames[name][col])
-
-    def result(self, frames) -> list:
-        columns = [(name, col) for name, col in KEYED[self.domain] if name in frames]
-        if list(self._keys) == columns:
-            return [self._keys[c] for c in columns]
-        return domain_keys(frames, self.domain)
-
-
 def attach_keys(frames, keys: dict) -> dict:
     """`frames` with each domain's keys (`domain_keys`, by domain name) beside their reference
     columns; the frames themselves are not modified."""

@@ -27,7 +27,6 @@ from receivables.domain import guid_keys
 from receivables.domain.frames import (
     BOOL,
     CATEGORICAL,
-    COMPUTE_THREADS,
     DATE,
     FLOAT,
     FRAMES,
@@ -37,12 +36,10 @@ from receivables.domain.frames import (
     REF,
     TEXT,
     RunningKeys,
-    StepKeys,
     attach_keys,
     categorical_text,
     category_parts,
     concat_frames,
-    domain_keys,
     frame_keys,
     is_categorical,
     key_positions,
@@ -51,6 +48,7 @@ from receivables.domain.frames import (
     release_memory,
     text_buffers,
     text_category,
+    with_keys,
 )
 from receivables.onec.schema import (
     CUSTOMER_PAYMENT,
@@ -435,22 +433,16 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def normalise(raw: Mapping[str, RawSet], *, consume: bool = False) -> dict[str, pd.DataFrame]:
+def normalise(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
     """Every canonical frame from the raw sets of `onec.schema.READ_SETS` (row lists or
-    the client's raw frames; both give the same frames).
-
-    With `consume` (`raw` a dict the caller has no more use for, as the extract's) each big set
-    is removed from `raw` once its frame is built, so that what the frame does not share with
-    it (numbers and dates as text, flags) goes before the next set is made, and the memory goes
-    back to the system at once, for the next set's frame to take (at a million open documents the
-    raw sets are ~1.3 GB: peak 2.68 -> 2.56 GB over four runs each, no slower)."""
-
-    def let_go(name: str) -> None:
-        del raw[name]
-        release_memory()
-
+    the client's raw frames; both give the same frames), the `KEYED` references numbered together
+    (`frames.with_keys`). The extract task normalises set by set instead (`normalise_as_of`, the
+    same frames as this one's `as_of_view`); this whole-extract way is the plain one, what tests
+    and the benchmark's row-by-row reference compare with."""
     with _gc_paused():
-        frames = _normalise(raw, let_go if consume else lambda name: None)
+        made = {frame: make(raw) for frame, make in (("orders", _orders), ("stages", _stages),
+                                                     ("settlement_objects", _settlement_objects))}
+        frames = with_keys({**made, "payments": _payments(raw), **_small_frames(raw)})
     release_memory()
     return frames
 
@@ -487,50 +479,6 @@ def _settlement_objects(raw: Mapping[str, RawSet]) -> pd.DataFrame:
         "Ref_Key": "settlement_ref", "Объект": "object_ref", "Объект_Type": "object_type",
         "ТипОбъектаРасчетов": "kind", "Партнер_Key": "partner_ref",
         "Организация_Key": "organization_ref"}), "settlement_objects")
-
-
-def _normalise(raw: Mapping[str, RawSet], done: Callable[[str], Any]) -> dict[str, pd.DataFrame]:
-    # the big sets side by side: mostly Arrow, pandas and compiled code that releases the GIL,
-    # so both cores of a worker take part. One thread makes the payments (the longest: two joins
-    # of receipts and their lines); the other makes orders, stages and settlement objects and
-    # numbers the settlement references they hold, which the payments' thread then numbers on
-    # with the payments' (`frames.StepKeys`). This thread meanwhile makes the small frames and
-    # then numbers the documents (`frames.domain_keys`). No numbering waits for another to end.
-    def documents() -> None:
-        made = {}
-        try:
-            for frame, make, source in (("orders", _orders, ORDERS), ("stages", _stages, STAGES),
-                                        ("settlement_objects", _settlement_objects, SETTLEMENT_OBJECTS)):
-                made[frame] = make(raw)
-                done(source)  # (`normalise`'s `consume`)
-        except BaseException as exc:
-            documents_made.set_exception(exc)
-            raise
-        documents_made.set_result(made)  # the documents' numbering starts on this
-        settlements.add(made)  # the orders' and the objects' settlement references, numbered now
-
-    def payments() -> tuple[pd.DataFrame, list]:
-        made = _payments(raw, done)
-        by_documents.result()  # the orders' and objects' settlement references are numbered
-        settlements.add({"payments": made})  # numbered on from theirs
-        return made, settlements.result({**documents_made.result(), "payments": made})
-
-    # the settlement numbering in two steps: the orders' and objects' references while the
-    # payments are being made, the payments' once they are (numbered whole after the payments,
-    # it was the one thread still working at the end)
-    lengths = [len(raw[ORDERS]), len(raw[SETTLEMENT_OBJECTS]), sum(len(raw[rows]) for _, _, rows in PAYMENT_SETS)]
-    settlements = StepKeys("settlement", sum(lengths), distinct=max(lengths))  # (as `frames._numbering`)
-
-    documents_made: Future = Future()
-    with ThreadPoolExecutor(COMPUTE_THREADS, thread_name_prefix="normalise") as pool:
-        by_documents = pool.submit(documents)
-        by_payments = pool.submit(payments)
-        small = _small_frames(raw)
-        frames = documents_made.result()
-        document_keys = domain_keys(frames, "document")
-        paid, settlement_keys = by_payments.result()
-    return attach_keys({**frames, "payments": paid, **small},
-                       {"document": document_keys, "settlement": settlement_keys})
 
 
 def _small_frames(raw: Mapping[str, RawSet]) -> dict[str, pd.DataFrame]:
