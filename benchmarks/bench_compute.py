@@ -657,7 +657,9 @@ def _child(size: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         return {"size": size, "error": f"exit {proc.returncode}: " + (stderr.strip().splitlines() or ["?"])[-1],
                 "completed_stages": lines[-1] if lines else None}
     result = lines[-1]
-    # the largest child so far (RUSAGE_CHILDREN keeps the maximum): sizes run smallest first
+    # the largest child so far (RUSAGE_CHILDREN keeps the maximum): sizes run smallest first. Its
+    # whole life: building the input and the untimed whole as-of view after the runs included, so not
+    # the compute's peak (`peak_rss_mb`)
     result["process_max_rss_mb"] = round(usage.ru_maxrss / 1024)
     return result
 
